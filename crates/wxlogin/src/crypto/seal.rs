@@ -1,0 +1,112 @@
+//! Sealing of session keys at rest: AES-256-GCM under a key from the configuration, with the app and
+//! openid as associated data so that a sealed key copied onto another user's row does not open.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+
+use crate::domain::{InvalidSecret, SessionKey};
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// Why a sealed value did not open. Deliberately says nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("sealed value is malformed")]
+    Malformed,
+    #[error("sealed value does not open with this key for this identity")]
+    Open,
+}
+
+/// The 256-bit key that seals session keys. Redacts itself.
+#[derive(Clone)]
+pub struct SealingKey(Aes256Gcm);
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey(<redacted>)")
+    }
+}
+
+impl SealingKey {
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(Aes256Gcm::new(&key.into()))
+    }
+
+    /// Parses the configured form: base64 (standard, padded) or 64 hex digits of 32 bytes.
+    pub fn parse(text: &str) -> Result<Self, InvalidSecret> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).ok()
+        } else {
+            STANDARD.decode(text).ok()
+        };
+        let key: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or(InvalidSecret {
+            kind: "sealing key",
+            reason: "must be 32 bytes, as base64 or 64 hex digits",
+        })?;
+        Ok(Self::from_bytes(key))
+    }
+
+    /// A fresh random key in its base64 form (for `wxlogin dev` and `wxlogin keys`).
+    pub fn generate_base64() -> String {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        STANDARD.encode(key)
+    }
+
+    /// `version || nonce || ciphertext+tag`.
+    pub fn seal(&self, session_key: &SessionKey, appid: &str, openid: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = associated_data(appid, openid);
+        let payload = Payload {
+            msg: session_key.expose_secret().as_bytes(),
+            aad: &aad,
+        };
+        // Encryption with a valid key and an in-memory buffer does not fail.
+        let ciphertext = self
+            .0
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8], appid: &str, openid: &str) -> Result<SessionKey, SealError> {
+        let (version, rest) = sealed.split_first().ok_or(SealError::Malformed)?;
+        if *version != VERSION || rest.len() <= NONCE_LEN + 16 {
+            return Err(SealError::Malformed);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let aad = associated_data(appid, openid);
+        let plain = self
+            .0
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Open)?;
+        let text = String::from_utf8(plain).map_err(|_| SealError::Open)?;
+        SessionKey::parse(text).map_err(|_| SealError::Open)
+    }
+}
+
+fn associated_data(appid: &str, openid: &str) -> Vec<u8> {
+    // Length-prefixed so that ("ab","c") and ("a","bc") differ.
+    let mut aad = b"wxlogin/session_key/v1".to_vec();
+    for part in [appid, openid] {
+        aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}

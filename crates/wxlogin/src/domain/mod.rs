@@ -1,0 +1,7 @@
+//! Newtypes that validate on construction. Nothing behind a handler sees a raw `String` id or secret.
+
+mod ids;
+mod secret;
+
+pub use ids::{AppId, InvalidId, LoginCode, OpenId, PhoneCode, UnionId};
+pub use secret::{AccessToken, AppSecret, InvalidSecret, SessionKey};
