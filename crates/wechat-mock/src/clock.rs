@@ -75,7 +75,8 @@ impl ManualClock {
 
     /// Sets the clock to a Unix time in seconds.
     pub fn set_unix(&self, secs: i64) {
-        self.millis.store(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.millis
+            .store(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// This clock as a [`SharedClock`]; the returned clock moves with `self`.

@@ -1,5 +1,8 @@
 //! wxlogin: a self-hosted login server for WeChat Mini Programs.
 
+pub mod cli;
 pub mod clock;
 pub mod crypto;
 pub mod domain;
+mod telemetry;
+pub mod wechat;

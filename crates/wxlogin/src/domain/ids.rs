@@ -107,6 +107,38 @@ id_type!(
     |v| printable_token(v, 8, 256)
 );
 
+fn prefixed_ulid(value: &str, prefix: &str) -> Result<(), &'static str> {
+    let ulid = value.strip_prefix(prefix).ok_or("has the wrong prefix")?;
+    ulid::Ulid::from_string(ulid).map_err(|_| "is not a valid id")?;
+    Ok(())
+}
+
+id_type!(
+    /// A wxlogin user: `u_` and a ULID.
+    UserId,
+    "user id",
+    |v| prefixed_ulid(v, "u_")
+);
+
+id_type!(
+    /// A login session (one device), which is also the refresh-token family: `s_` and a ULID.
+    SessionId,
+    "session id",
+    |v| prefixed_ulid(v, "s_")
+);
+
+impl UserId {
+    pub fn generate(now: std::time::SystemTime) -> Self {
+        Self(format!("u_{}", ulid::Ulid::from_datetime(now)))
+    }
+}
+
+impl SessionId {
+    pub fn generate(now: std::time::SystemTime) -> Self {
+        Self(format!("s_{}", ulid::Ulid::from_datetime(now)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +161,16 @@ mod tests {
         assert!(LoginCode::parse("x".repeat(129)).is_err());
         assert!(OpenId::parse("oGZUI0egBJY1zhBYw2KhdUfwVJJE").is_ok());
         assert!(OpenId::parse("o GZUI0egBJY").is_err());
+    }
+
+    #[test]
+    fn generated_ids_parse_back() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let user = UserId::generate(now);
+        assert!(user.as_str().starts_with("u_"));
+        assert_eq!(UserId::parse(user.as_str()).unwrap(), user);
+        assert!(UserId::parse(SessionId::generate(now).as_str()).is_err());
+        assert!(SessionId::parse("s_nope").is_err());
     }
 
     #[test]

@@ -3,5 +3,5 @@
 mod ids;
 mod secret;
 
-pub use ids::{AppId, InvalidId, LoginCode, OpenId, PhoneCode, UnionId};
+pub use ids::{AppId, InvalidId, LoginCode, OpenId, PhoneCode, SessionId, UnionId, UserId};
 pub use secret::{AccessToken, AppSecret, InvalidSecret, SessionKey};

@@ -110,10 +110,10 @@ impl SessionKey {
     pub fn aes_key(&self) -> [u8; 16] {
         let mut key = [0u8; 16];
         // Validated on construction: always 16 bytes.
-        if let Ok(bytes) = STANDARD.decode(self.expose_secret()) {
-            if bytes.len() == 16 {
-                key.copy_from_slice(&bytes);
-            }
+        if let Ok(bytes) = STANDARD.decode(self.expose_secret())
+            && bytes.len() == 16
+        {
+            key.copy_from_slice(&bytes);
         }
         key
     }

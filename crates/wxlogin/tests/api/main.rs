@@ -1,1 +1,8 @@
+//! The one integration-test binary: everything through public surfaces, with the simulator over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test
 
+mod helpers;
+
+mod open_data;
+mod secrets;
+mod wechat_client;

@@ -1,0 +1,163 @@
+//! Persistence: one `Store` trait, one implementation per backend (SQLite, PostgreSQL), each with its
+//! own migrations, and one conformance suite run against both (`tests/api/store.rs`).
+//!
+//! Times are Unix milliseconds (`i64`) everywhere, so both backends store plain `BIGINT`s.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+
+/// A wxlogin user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub nickname: Option<String>,
+    /// The stored avatar's file name, when the user uploaded one.
+    pub avatar: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Set when an operator banned the user: tokens stop working at once.
+    pub banned_at: Option<i64>,
+}
+
+/// A WeChat identity: one openid of one app, linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub appid: AppId,
+    pub openid: OpenId,
+    pub unionid: Option<UnionId>,
+    pub user_id: UserId,
+    /// The session_key sealed with `crypto::SealingKey` (never stored in clear).
+    pub sealed_session_key: Vec<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One signed-in device; also the family of its refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub appid: AppId,
+    pub created_at: i64,
+    /// Absolute end of the session (refresh tokens never outlive it).
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What access-token checks need to know about a session, in one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAccess {
+    pub user_id: UserId,
+    pub revoked: bool,
+    pub user_banned: bool,
+}
+
+/// A refresh token, known only by the SHA-256 of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 of the token text (32 bytes).
+    pub hash: Vec<u8>,
+    pub session_id: SessionId,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// When this token was exchanged for a newer one (it may then only be replayed within the grace
+    /// window).
+    pub rotated_at: Option<i64>,
+}
+
+/// A token signing key shared by all instances through the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `ES256` or `EdDSA`.
+    pub alg: String,
+    /// The PKCS#8 private key sealed with the sealing key (associated data: the kid).
+    pub sealed_private_key: Vec<u8>,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    pub created_at: i64,
+    /// After this, the key no longer signs; it stays in the JWKS until its tokens have expired.
+    pub retired_at: Option<i64>,
+}
+
+/// Storage failures. The text never carries SQL or values; the cause is logged where it happens.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (e.g. the identity already exists).
+    #[error("the record already exists")]
+    Conflict,
+    /// A stored value does not parse back (corruption or a manual edit).
+    #[error("a stored value is invalid: {0}")]
+    Corrupt(&'static str),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the embedded migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn find_identity(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<Identity>, StoreError>;
+    /// Creates the user and its first identity in one transaction. `Conflict` (and nothing
+    /// written) when the (appid, openid) already exists, e.g. a concurrent first login won.
+    async fn create_user_with_identity(
+        &self,
+        user: &User,
+        identity: &Identity,
+    ) -> Result<(), StoreError>;
+    /// Records a login on an existing identity: the new sealed session_key, the unionid when WeChat
+    /// gave one, and `updated_at`.
+    async fn record_identity_login(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        unionid: Option<&UnionId>,
+        sealed_session_key: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    /// Bans (`Some(now)`) or unbans (`None`) a user; `false` if there is no such user.
+    async fn set_user_banned(&self, id: &UserId, banned_at: Option<i64>)
+    -> Result<bool, StoreError>;
+
+    /// Creates a session and its first refresh token in one transaction.
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshToken,
+    ) -> Result<(), StoreError>;
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    async fn session_access(&self, id: &SessionId) -> Result<Option<SessionAccess>, StoreError>;
+    /// `false` if the session did not exist or was already revoked.
+    async fn revoke_session(&self, id: &SessionId, now: i64) -> Result<bool, StoreError>;
+    /// Revokes every live session of the user; returns how many.
+    async fn revoke_user_sessions(&self, user: &UserId, now: i64) -> Result<u64, StoreError>;
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError>;
+    /// Marks `old_hash` rotated at `now` and inserts `new`, atomically. `Ok(false)`, with nothing
+    /// written, when `old_hash` was already rotated (a concurrent rotation won).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new: &RefreshToken,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Adds a token to an existing family without rotating anything (a replay within the grace
+    /// window gets a fresh pair).
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+}

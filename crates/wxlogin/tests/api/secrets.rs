@@ -1,0 +1,206 @@
+//! Every WeChat error path, provoked at TRACE level: no secret in any log line or error text.
+
+use serde_json::json;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+use wxlogin::domain::{AccessToken, LoginCode, OpenId, PhoneCode, SessionKey};
+use wxlogin::wechat::{WechatClient, WechatError};
+
+use crate::helpers::*;
+
+/// One call of each of the six APIs; returns the outcome of each as text (errors in both forms).
+async fn call_everything(
+    client: &WechatClient,
+    code: &str,
+    phone_code: &str,
+    token: &AccessToken,
+    openid: &OpenId,
+    key: &SessionKey,
+) -> Vec<Result<String, WechatError>> {
+    let (appid, secret) = demo_app();
+    let code = LoginCode::parse(code).unwrap();
+    let phone_code = PhoneCode::parse(phone_code).unwrap();
+    vec![
+        client
+            .code2session(&appid, &secret, &code)
+            .await
+            .map(|s| format!("{s:?}")),
+        client
+            .get_access_token(&appid, &secret)
+            .await
+            .map(|t| format!("{t:?}")),
+        client
+            .get_stable_access_token(&appid, &secret, false)
+            .await
+            .map(|t| format!("{t:?}")),
+        client
+            .check_session_key(token, openid, key)
+            .await
+            .map(|v| v.to_string()),
+        client
+            .reset_session_key(token, openid, key)
+            .await
+            .map(|k| format!("{k:?} {k}")),
+        client
+            .get_phone_number(token, &phone_code)
+            .await
+            .map(|p| format!("{p:?}")),
+    ]
+}
+
+fn variants(secret: &str) -> Vec<String> {
+    let encoded = secret
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    vec![secret.to_owned(), encoded]
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_or_an_error_text_on_any_path() {
+    let wx = TestWechat::spawn().await;
+    let client = client_with_timeout(&wx.handle.base_url(), 150);
+    let (appid, secret) = demo_app();
+    let mut secrets = vec![DEMO_SECRET.to_owned()];
+    let mut texts = Vec::new();
+
+    // Success paths, to learn the secrets this run handles.
+    let minted = wx.mock().mint_login_code(DEMO_APPID, "trudy").unwrap();
+    let session = client
+        .code2session(&appid, &secret, &LoginCode::parse(minted.code).unwrap())
+        .await
+        .unwrap();
+    let classic = client.get_access_token(&appid, &secret).await.unwrap();
+    let stable = client
+        .get_stable_access_token(&appid, &secret, false)
+        .await
+        .unwrap();
+    secrets.push(session.session_key.expose_secret().to_owned());
+    secrets.push(classic.token.expose_secret().to_owned());
+    secrets.push(stable.token.expose_secret().to_owned());
+    texts.push(format!("{session:?} {classic:?} {stable:?}"));
+    let token = stable.token.clone();
+    let key = session.session_key.clone();
+
+    let mut outcomes = Vec::new();
+    let fresh_codes = |wx: &TestWechat| {
+        let code = wx.mock().mint_login_code(DEMO_APPID, "trudy").unwrap().code;
+        let phone = wx
+            .mock()
+            .mint_phone_code(DEMO_APPID, "trudy", "13800138000", "86")
+            .unwrap();
+        (code, phone)
+    };
+
+    // WeChat's own refusals and the simulator's faults, on every API.
+    for fault in [
+        json!({"api": "*", "errcode": -1}),
+        json!({"api": "*", "errcode": 40001}),
+        json!({"api": "*", "errcode": 48001}),
+        json!({"api": "*", "errcode": 99999}),
+        json!({"api": "*", "close": true}),
+        json!({"api": "*", "hang": true}),
+        json!({"api": "*", "latency_ms": 300}),
+    ] {
+        wx.fault(fault).await;
+        let (code, phone) = fresh_codes(&wx);
+        outcomes
+            .extend(call_everything(&client, &code, &phone, &token, &session.openid, &key).await);
+        wx.mock().clear_faults();
+    }
+    let bogus = AccessToken::parse(format!("{}x", token.expose_secret())).unwrap();
+    secrets.push(bogus.expose_secret().to_owned());
+    let wrong_key = SessionKey::parse("o0q0otL8aEzpcZL/FT9WsQ==").unwrap();
+    secrets.push(wrong_key.expose_secret().to_owned());
+    let (code, phone) = fresh_codes(&wx);
+    outcomes
+        .extend(call_everything(&client, &code, &phone, &bogus, &session.openid, &wrong_key).await);
+    outcomes
+        .extend(call_everything(&client, &code, &phone, &token, &session.openid, &wrong_key).await);
+
+    // An unreachable WeChat and a WeChat that answers garbage.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    outcomes.extend(
+        call_everything(
+            &client_for(&closed),
+            &code,
+            &phone,
+            &token,
+            &session.openid,
+            &key,
+        )
+        .await,
+    );
+    for body in [
+        "not json",
+        "{\"errcode\": \"x\"}",
+        "{}",
+        "{\"errcode\":40029,\"errmsg\":\"invalid code, rid: 1-2-3\"}",
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/plain"),
+            )
+            .mount(&server)
+            .await;
+        outcomes.extend(
+            call_everything(
+                &client_for(&server.uri()),
+                &code,
+                &phone,
+                &token,
+                &session.openid,
+                &key,
+            )
+            .await,
+        );
+    }
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    outcomes.extend(
+        call_everything(
+            &client_for(&server.uri()),
+            &code,
+            &phone,
+            &token,
+            &session.openid,
+            &key,
+        )
+        .await,
+    );
+
+    let errors: Vec<&WechatError> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    for e in &errors {
+        texts.push(format!("{e} {e:?}"));
+    }
+    let kinds = |f: fn(&WechatError) -> bool| errors.iter().any(|e| f(e));
+    assert!(kinds(|e| matches!(e, WechatError::Api { .. })));
+    assert!(kinds(|e| matches!(e, WechatError::Unknown { .. })));
+    assert!(kinds(|e| matches!(e, WechatError::Timeout)));
+    assert!(kinds(|e| matches!(e, WechatError::Connect(_))));
+    assert!(kinds(|e| matches!(e, WechatError::Transport(_))));
+    assert!(kinds(|e| matches!(e, WechatError::HttpStatus { .. })));
+    assert!(kinds(|e| matches!(e, WechatError::Malformed { .. })));
+
+    let logs = logs_text();
+    assert!(logs.contains("wechat call failed"), "the capture works");
+    assert!(
+        logs.contains("TRACE reqwest::") && logs.contains("TRACE hyper_util::"),
+        "the HTTP stack's own TRACE lines are captured"
+    );
+    for secret in secrets.iter().flat_map(|s| variants(s)) {
+        assert!(!logs.contains(&secret), "a secret reached the logs");
+        for text in &texts {
+            assert!(
+                !text.contains(&secret),
+                "a secret reached an error text: {text}"
+            );
+        }
+    }
+}
