@@ -34,7 +34,8 @@ proptest! {
 
     #[test]
     fn simulator_encrypted_open_data_decrypts_to_the_same_payload(data in payload(), user in "[a-z]{1,10}") {
-        let mock = Mock::new(MockConfig::demo());
+        let clock = wxlogin::clock::ManualClock::starting_now();
+        let mock = Mock::new(MockConfig::demo().with_clock(clock.shared()));
         let sealed = mock.encrypt(DEMO_APPID, &user, serde_json::Value::Object(data.clone())).unwrap();
         let key = SessionKey::parse(mock.session_key(DEMO_APPID, &user).unwrap()).unwrap();
         let now = mock.clock().unix_secs();
