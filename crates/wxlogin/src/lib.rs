@@ -5,4 +5,5 @@ pub mod clock;
 pub mod crypto;
 pub mod domain;
 mod telemetry;
+pub mod tokens;
 pub mod wechat;
