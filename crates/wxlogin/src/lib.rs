@@ -4,5 +4,6 @@ pub mod cli;
 pub mod clock;
 pub mod crypto;
 pub mod domain;
+pub mod store;
 mod telemetry;
 pub mod wechat;
