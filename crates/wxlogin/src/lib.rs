@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod crypto;
 pub mod domain;
+pub mod store;
 mod telemetry;
 pub mod tokens;
 pub mod wechat;

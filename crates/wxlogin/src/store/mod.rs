@@ -4,6 +4,7 @@
 //! Times are Unix milliseconds (`i64`) everywhere, so both backends store plain `BIGINT`s.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -129,8 +130,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// Bans (`Some(now)`) or unbans (`None`) a user; `false` if there is no such user.
-    async fn set_user_banned(&self, id: &UserId, banned_at: Option<i64>)
-    -> Result<bool, StoreError>;
+    async fn set_user_banned(
+        &self,
+        id: &UserId,
+        banned_at: Option<i64>,
+    ) -> Result<bool, StoreError>;
 
     /// Creates a session and its first refresh token in one transaction.
     async fn create_session(

@@ -1,7 +1,14 @@
+use futures::FutureExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use wechat_mock::{MockConfig, MockHandle};
 use wxlogin::clock::ManualClock;
 use wxlogin::domain::{AppId, AppSecret};
+use wxlogin::store::{PostgresStore, SqliteStore, Store};
 use wxlogin::wechat::{ClientConfig, RetryPolicy, WechatClient};
 
 pub const DEMO_APPID: &str = "wx0000000000000001";
@@ -113,5 +120,96 @@ impl TestWechat {
                 .await
                 .unwrap();
         stats["calls"][api].as_u64().unwrap_or(0)
+    }
+}
+
+/// A migrated SQLite store on a fresh file in a temporary directory (WAL adds files beside it).
+pub struct SqliteTestStore {
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteTestStore {
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+}
+
+pub async fn sqlite_store() -> SqliteTestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&dir.path().join("wxlogin.db"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    SqliteTestStore {
+        store: Arc::new(store),
+        _dir: dir,
+    }
+}
+
+/// A migrated PostgreSQL store in a schema of its own, so that tests run in parallel on one database.
+pub struct PostgresTestStore {
+    store: Arc<PostgresStore>,
+    url: String,
+    schema: String,
+}
+
+const POSTGRES_URL_VAR: &str = "WXLOGIN_TEST_POSTGRES_URL";
+
+/// `None` (after saying so once on stderr) when no PostgreSQL is configured. In CI (`CI=true`) a
+/// missing URL fails the test instead: the suite must not pass there without its second backend.
+/// A configured but unreachable server always fails.
+pub async fn postgres_store() -> Option<PostgresTestStore> {
+    let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!in_ci, "CI=true but {POSTGRES_URL_VAR} is not set");
+        static NOTICE: std::sync::Once = std::sync::Once::new();
+        // Written to the real stderr: the test harness would swallow `eprintln!` of a passing test.
+        NOTICE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: PostgreSQL store tests (set {POSTGRES_URL_VAR})"
+            );
+        });
+        return None;
+    };
+    let schema = format!("t_{:016x}", rand::random::<u64>());
+    let mut admin = PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_URL_VAR} is unreachable: {e}"));
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let store = PostgresStore::connect_with(options).await.unwrap();
+    store.migrate().await.unwrap();
+    Some(PostgresTestStore {
+        store: Arc::new(store),
+        url,
+        schema,
+    })
+}
+
+impl PostgresTestStore {
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Runs `scenario`, then drops the schema whether it passed or not.
+    pub async fn run<F: Future<Output = ()>>(self, scenario: F) {
+        let outcome = AssertUnwindSafe(scenario).catch_unwind().await;
+        self.store.close().await;
+        let mut admin = PgConnection::connect(&self.url).await.unwrap();
+        admin
+            .execute(format!("DROP SCHEMA {} CASCADE", self.schema).as_str())
+            .await
+            .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }

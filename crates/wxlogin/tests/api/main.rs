@@ -5,4 +5,5 @@ mod helpers;
 
 mod open_data;
 mod secrets;
+mod store;
 mod wechat_client;

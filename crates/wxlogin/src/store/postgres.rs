@@ -1,0 +1,332 @@
+//! The PostgreSQL backend: shared by any number of wxlogin instances.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Executor, Postgres};
+
+use super::rows::{
+    IdentityRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow, UserRow, db_error,
+    migrate_error,
+};
+use super::{Identity, RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User};
+use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 10;
+/// A request waits this long for a free connection before failing, rather than hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects a pool to a `postgres://` URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(db_error)?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects a pool with options built in code (e.g. a `search_path`).
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool's connections (they would otherwise close when the last clone is dropped).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const INSERT_USER: &str = "INSERT INTO users (id, nickname, avatar, created_at, updated_at, banned_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_IDENTITY: &str = "INSERT INTO wechat_identities \
+     (appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, appid, created_at, expires_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
+     (hash, session_id, issued_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5)";
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_identity(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE appid = $1 AND openid = $2",
+        )
+        .bind(appid.as_str())
+        .bind(openid.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(Identity::try_from)
+        .transpose()
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &User,
+        identity: &Identity,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(INSERT_USER)
+            .bind(user.id.as_str())
+            .bind(user.nickname.as_deref())
+            .bind(user.avatar.as_deref())
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .bind(user.banned_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // On a conflict the transaction is dropped here, which rolls the user back too.
+        sqlx::query(INSERT_IDENTITY)
+            .bind(identity.appid.as_str())
+            .bind(identity.openid.as_str())
+            .bind(identity.unionid.as_ref().map(UnionId::as_str))
+            .bind(identity.user_id.as_str())
+            .bind(identity.sealed_session_key.as_slice())
+            .bind(identity.created_at)
+            .bind(identity.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_identity_login(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        unionid: Option<&UnionId>,
+        sealed_session_key: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // WeChat sends the unionid only in some cases: a login without one must not forget it.
+        sqlx::query(
+            "UPDATE wechat_identities \
+             SET sealed_session_key = $3, unionid = COALESCE($4, unionid), updated_at = $5 \
+             WHERE appid = $1 AND openid = $2",
+        )
+        .bind(appid.as_str())
+        .bind(openid.as_str())
+        .bind(sealed_session_key)
+        .bind(unionid.map(UnionId::as_str))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT id, nickname, avatar, created_at, updated_at, banned_at FROM users WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn set_user_banned(
+        &self,
+        id: &UserId,
+        banned_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET banned_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(banned_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(INSERT_SESSION)
+            .bind(session.id.as_str())
+            .bind(session.user_id.as_str())
+            .bind(session.appid.as_str())
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .bind(session.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_refresh_token(&mut *tx, first_token).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
+             FROM sessions WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(Session::try_from)
+        .transpose()
+    }
+
+    async fn session_access(&self, id: &SessionId) -> Result<Option<SessionAccess>, StoreError> {
+        sqlx::query_as::<_, SessionAccessRow>(
+            "SELECT s.user_id, s.revoked_at, u.banned_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(SessionAccess::try_from)
+        .transpose()
+    }
+
+    async fn revoke_session(&self, id: &SessionId, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_user_sessions(&self, user: &UserId, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
+        sqlx::query_as::<_, RefreshTokenRow>(
+            "SELECT hash, session_id, issued_at, expires_at, rotated_at \
+             FROM refresh_tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(RefreshToken::try_from)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new: &RefreshToken,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // The guard on rotated_at makes this UPDATE the arbiter between concurrent rotations: a
+        // second one waits for the first's row lock, then sees rotated_at set and matches nothing.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 AND rotated_at IS NULL",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        insert_refresh_token(&mut *tx, new).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        insert_refresh_token(&self.pool, token).await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let rows = sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, retired_at \
+             FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(SigningKey::from).collect())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys \
+             (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.alg.as_str())
+        .bind(key.sealed_private_key.as_slice())
+        .bind(key.public_jwk.as_str())
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+async fn insert_refresh_token<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    token: &RefreshToken,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_REFRESH_TOKEN)
+        .bind(token.hash.as_slice())
+        .bind(token.session_id.as_str())
+        .bind(token.issued_at)
+        .bind(token.expires_at)
+        .bind(token.rotated_at)
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! What both backends share: the shape of a row as it comes out of the database, its way back
+//! through the domain types, and the mapping of database errors. The SQL stays per backend.
+
+use super::{Identity, RefreshToken, Session, SessionAccess, SigningKey, StoreError, User};
+use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+
+/// A unique violation is a rule of the data (`Conflict`); anything else is the database's trouble.
+pub(super) fn db_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(error),
+    }
+}
+
+pub(super) fn migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Database(error.into())
+}
+
+fn user_id(value: String) -> Result<UserId, StoreError> {
+    UserId::parse(value).map_err(|_| StoreError::Corrupt("user id"))
+}
+
+fn session_id(value: String) -> Result<SessionId, StoreError> {
+    SessionId::parse(value).map_err(|_| StoreError::Corrupt("session id"))
+}
+
+fn appid(value: String) -> Result<AppId, StoreError> {
+    AppId::parse(value).map_err(|_| StoreError::Corrupt("appid"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    nickname: Option<String>,
+    avatar: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    banned_at: Option<i64>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: user_id(row.id)?,
+            nickname: row.nickname,
+            avatar: row.avatar,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            banned_at: row.banned_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IdentityRow {
+    appid: String,
+    openid: String,
+    unionid: Option<String>,
+    user_id: String,
+    sealed_session_key: Vec<u8>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<IdentityRow> for Identity {
+    type Error = StoreError;
+
+    fn try_from(row: IdentityRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            appid: appid(row.appid)?,
+            openid: OpenId::parse(row.openid).map_err(|_| StoreError::Corrupt("openid"))?,
+            unionid: row
+                .unionid
+                .map(UnionId::parse)
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("unionid"))?,
+            user_id: user_id(row.user_id)?,
+            sealed_session_key: row.sealed_session_key,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: String,
+    user_id: String,
+    appid: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: session_id(row.id)?,
+            user_id: user_id(row.user_id)?,
+            appid: appid(row.appid)?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// The timestamps are read as they are, so that "is it set" is decided here, the same way for both
+/// backends.
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionAccessRow {
+    user_id: String,
+    revoked_at: Option<i64>,
+    banned_at: Option<i64>,
+}
+
+impl TryFrom<SessionAccessRow> for SessionAccess {
+    type Error = StoreError;
+
+    fn try_from(row: SessionAccessRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            user_id: user_id(row.user_id)?,
+            revoked: row.revoked_at.is_some(),
+            user_banned: row.banned_at.is_some(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RefreshTokenRow {
+    hash: Vec<u8>,
+    session_id: String,
+    issued_at: i64,
+    expires_at: i64,
+    rotated_at: Option<i64>,
+}
+
+impl TryFrom<RefreshTokenRow> for RefreshToken {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshTokenRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            hash: row.hash,
+            session_id: session_id(row.session_id)?,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            rotated_at: row.rotated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    sealed_private_key: Vec<u8>,
+    public_jwk: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl From<SigningKeyRow> for SigningKey {
+    fn from(row: SigningKeyRow) -> Self {
+        Self {
+            kid: row.kid,
+            alg: row.alg,
+            sealed_private_key: row.sealed_private_key,
+            public_jwk: row.public_jwk,
+            created_at: row.created_at,
+            retired_at: row.retired_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_id_that_does_not_parse_is_corrupt() {
+        let row = SessionAccessRow {
+            user_id: "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+            revoked_at: None,
+            banned_at: None,
+        };
+        let err = SessionAccess::try_from(row).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt("user id")), "{err:?}");
+        assert_eq!(err.to_string(), "a stored value is invalid: user id");
+    }
+}
