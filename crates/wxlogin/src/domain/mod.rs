@@ -4,4 +4,4 @@ mod ids;
 mod secret;
 
 pub use ids::{AppId, InvalidId, LoginCode, OpenId, PhoneCode, SessionId, UnionId, UserId};
-pub use secret::{AccessToken, AppSecret, InvalidSecret, SessionKey};
+pub use secret::{AccessToken, AppSecret, InvalidSecret, ServiceSecret, SessionKey};

@@ -105,6 +105,30 @@ secret_type!(
     }
 );
 
+secret_type!(
+    /// A backend service's `client_secret` for introspection and the internal endpoints.
+    ServiceSecret,
+    "client_secret",
+    |v| {
+        if v.len() < 16 {
+            return Err("must be at least 16 characters");
+        }
+        non_empty_printable(v, 256)
+    }
+);
+
+impl ServiceSecret {
+    /// Compares hashes so that the time taken reveals neither where the texts differ nor the
+    /// secret's length.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest as _, Sha256};
+        use subtle::ConstantTimeEq as _;
+        let expected = Sha256::digest(self.expose_secret().as_bytes());
+        let presented = Sha256::digest(presented.as_bytes());
+        expected.ct_eq(&presented).into()
+    }
+}
+
 impl SessionKey {
     /// The 16-byte AES key of open-data decryption.
     pub fn aes_key(&self) -> [u8; 16] {
@@ -153,6 +177,19 @@ mod tests {
         assert_eq!(
             hex::encode(key.aes_key()),
             "b628a1b4d7337f9bfa00a4728f011485"
+        );
+    }
+
+    #[test]
+    fn service_secret_matches_only_itself() {
+        let secret = ServiceSecret::parse("orders-service-secret-0001").unwrap();
+        assert!(secret.matches("orders-service-secret-0001"));
+        assert!(!secret.matches("orders-service-secret-0002"));
+        assert!(!secret.matches(""));
+        assert!(ServiceSecret::parse("too-short").is_err());
+        assert_eq!(
+            format!("{secret:?} {secret}"),
+            "ServiceSecret(<redacted>) <redacted>"
         );
     }
 

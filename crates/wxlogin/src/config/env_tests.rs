@@ -1,0 +1,94 @@
+//! The environment layer, through `figment::Jail`, which serializes the tests that change the
+//! process environment and the working directory.
+
+// Jail's closures must return `figment::Error`, which is large; nothing to box here.
+#![allow(clippy::result_large_err)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Jail;
+
+use super::Settings;
+use super::tests::{APP_SECRET, APPID, SEALING_KEY, SERVICE_SECRET};
+
+#[test]
+fn env_overrides_toml_with_double_underscore_nesting() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "wxlogin.toml",
+            "[server]\nlisten = \"127.0.0.1:7000\"\nshutdown_grace_ms = 5\n\
+             [tokens]\naccess_ttl_secs = 60\n",
+        )?;
+        jail.set_env("WXLOGIN_SERVER__LISTEN", "0.0.0.0:9000");
+        jail.set_env("WXLOGIN_TOKENS__ACCESS_TTL_SECS", "120");
+        jail.set_env("WXLOGIN_WECHAT__RETRY__MAX_ATTEMPTS", "5");
+        jail.set_env("WXLOGIN_DATABASE__URL", "postgres://wx:pw@db/wxlogin");
+        let s = Settings::load(Some(Path::new("wxlogin.toml"))).unwrap();
+        assert_eq!(s.server.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(s.server.shutdown_grace_ms, 5);
+        assert_eq!(s.tokens.access_ttl_secs, 120);
+        assert_eq!(s.wechat.retry.max_attempts, 5);
+        assert_eq!(s.database_url(), "postgres://wx:pw@db/wxlogin");
+        Ok(())
+    });
+}
+
+#[test]
+fn unrelated_wxlogin_variables_are_ignored() {
+    Jail::expect_with(|jail| {
+        jail.set_env("WXLOGIN_LOG", "debug");
+        jail.set_env("WXLOGIN_LOG_JSON", "true");
+        jail.set_env("WXLOGIN_TEST_POSTGRES_URL", "postgres://localhost/test");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.log.level, "info");
+        assert_eq!(s.database_url(), "sqlite://data/wxlogin.db");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    Jail::expect_with(|_| {
+        let e = Settings::load(Some(Path::new("nope.toml"))).unwrap_err();
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn secret_files_are_read_and_trimmed() {
+    Jail::expect_with(|jail| {
+        jail.create_file("sealing", &format!("{SEALING_KEY}\n"))?;
+        jail.create_file("app", &format!("  {APP_SECRET}\r\n"))?;
+        jail.create_file("service", &format!("{SERVICE_SECRET}\n\n"))?;
+        jail.create_file(
+            "wxlogin.toml",
+            &format!(
+                "[[apps]]\nappid = \"{APPID}\"\nsecret_file = \"app\"\n\
+                 [[services]]\nclient_id = \"orders\"\nclient_secret_file = \"service\"\n"
+            ),
+        )?;
+        jail.set_env("WXLOGIN_SECURITY__SEALING_KEY_FILE", "sealing");
+        let s = Settings::load(Some(Path::new("wxlogin.toml"))).unwrap();
+        assert!(s.security.sealing_key.is_some());
+        assert_eq!(s.apps[0].secret.expose_secret(), APP_SECRET);
+        assert_eq!(s.services[0].client_secret.expose_secret(), SERVICE_SECRET);
+        s.check_for_production(false).unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_in_env_are_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("wxlogin.toml", "[server]\nlisten = \"127.0.0.1:7000\"\n")?;
+        jail.set_env("WXLOGIN_SERVER__LISTN", "0.0.0.0:9000");
+        let e = Settings::load(Some(Path::new("wxlogin.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("server.listn: unknown key"), "{e}");
+        assert!(e.contains("WXLOGIN_SERVER__LISTN"), "{e}");
+        Ok(())
+    });
+}

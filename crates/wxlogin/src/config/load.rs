@@ -1,0 +1,174 @@
+//! Reading the layers and resolving secrets. Sections with a secret are first read into a raw form
+//! (`x` and `x_file` side by side), then resolved into the typed settings.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use super::{
+    AppSettings, ConfigError, DatabaseSettings, LogSettings, Registration, SecuritySettings,
+    ServerSettings, ServiceSettings, Settings, TokenSettings, WechatSettings, validate,
+};
+use crate::crypto::SealingKey;
+use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
+
+/// Raw structs carry secrets as plain strings, so they derive no `Debug`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    server: ServerSettings,
+    database: DatabaseSettings,
+    security: RawSecurity,
+    tokens: TokenSettings,
+    wechat: WechatSettings,
+    apps: Vec<RawApp>,
+    services: Vec<RawService>,
+    log: LogSettings,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSecurity {
+    sealing_key: Option<String>,
+    sealing_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    appid: AppId,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    registration: Registration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+}
+
+pub(super) fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ReadFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        check_syntax(&path.display().to_string(), &text)?;
+        // From the file rather than the text read above, so that errors name the file.
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = Env::prefixed("WXLOGIN_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__");
+    extract(&figment.merge(env))
+}
+
+pub(super) fn from_toml_str(text: &str) -> Result<Settings, ConfigError> {
+    check_syntax("the TOML text", text)?;
+    extract(&Figment::from(Toml::string(text)))
+}
+
+/// figment's TOML errors quote the offending line, which may hold a secret: report the position.
+fn check_syntax(origin: &str, text: &str) -> Result<(), ConfigError> {
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let offset = e.span().map_or(0, |span| span.start).min(text.len());
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Err(ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line,
+        column,
+        reason: e.message().to_owned(),
+    })
+}
+
+fn extract(figment: &Figment) -> Result<Settings, ConfigError> {
+    let raw: RawSettings = figment
+        .extract()
+        .map_err(|e| ConfigError::from_figment(e, figment))?;
+    let settings = resolve(raw)?;
+    validate::validate(&settings)?;
+    Ok(settings)
+}
+
+fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
+    let sealing_key = secret_text(
+        "security.sealing_key",
+        raw.security.sealing_key,
+        raw.security.sealing_key_file,
+    )?
+    .map(|text| SealingKey::parse(&text).map_err(|e| invalid_secret("security.sealing_key", e)))
+    .transpose()?;
+
+    let mut apps = Vec::with_capacity(raw.apps.len());
+    for (i, app) in raw.apps.into_iter().enumerate() {
+        let key = format!("apps[{i}].secret");
+        let secret = secret_text(&key, app.secret, app.secret_file)?
+            .ok_or_else(|| ConfigError::invalid(&key, "is required (or secret_file)"))?;
+        apps.push(AppSettings {
+            appid: app.appid,
+            secret: AppSecret::parse(secret).map_err(|e| invalid_secret(&key, e))?,
+            registration: app.registration,
+        });
+    }
+
+    let mut services = Vec::with_capacity(raw.services.len());
+    for (i, service) in raw.services.into_iter().enumerate() {
+        let key = format!("services[{i}].client_secret");
+        let secret = secret_text(&key, service.client_secret, service.client_secret_file)?
+            .ok_or_else(|| ConfigError::invalid(&key, "is required (or client_secret_file)"))?;
+        services.push(ServiceSettings {
+            client_id: service.client_id,
+            client_secret: ServiceSecret::parse(secret).map_err(|e| invalid_secret(&key, e))?,
+        });
+    }
+
+    Ok(Settings {
+        server: raw.server,
+        database: raw.database,
+        security: SecuritySettings { sealing_key },
+        tokens: raw.tokens,
+        wechat: raw.wechat,
+        apps,
+        services,
+        log: raw.log,
+    })
+}
+
+/// The one rule for every secret: inline or `<key>_file` (whose content is trimmed, as files end
+/// with a newline), not both.
+fn secret_text(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::SecretTwice {
+            key: key.to_owned(),
+        }),
+        (Some(text), None) => Ok(Some(text)),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) => Err(ConfigError::SecretFile {
+                key: key.to_owned(),
+                path,
+                reason: e.to_string(),
+            }),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+fn invalid_secret(key: &str, e: InvalidSecret) -> ConfigError {
+    ConfigError::invalid(key, e.reason)
+}

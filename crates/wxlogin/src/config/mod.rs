@@ -1,0 +1,272 @@
+//! Settings, layered: built-in defaults → an optional TOML file → `WXLOGIN_*` environment variables
+//! (`__` nests) → command-line flags (applied by the caller on the result). Every secret can be given
+//! inline or as a `*_file` path, so that it can come from a container secret instead of the file or
+//! the environment. `docs/configuration.md` is the user's guide; `config/wxlogin.example.toml` lists
+//! every key.
+
+mod error;
+mod load;
+mod redact;
+mod validate;
+
+#[cfg(test)]
+mod env_tests;
+#[cfg(test)]
+mod example_tests;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+
+use crate::crypto::SealingKey;
+use crate::domain::{AppId, AppSecret, ServiceSecret};
+use crate::tokens::SigningAlg;
+use crate::wechat::{ClientConfig, RetryPolicy, TokenMode};
+
+/// The whole configuration, resolved: secrets read from their files and every value validated.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub security: SecuritySettings,
+    pub tokens: TokenSettings,
+    pub wechat: WechatSettings,
+    pub apps: Vec<AppSettings>,
+    pub services: Vec<ServiceSettings>,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// The base URL clients and other services see (behind a proxy it differs from `listen`).
+    pub public_url: Option<String>,
+    pub request_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    pub data_dir: PathBuf,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 65_536,
+            data_dir: PathBuf::from("data"),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path`, `sqlite:path`, `postgres://...` or `postgresql://...`; a SQLite file in
+    /// `server.data_dir` when absent.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SecuritySettings {
+    /// Seals session keys at rest. Optional here so that `dev` can generate one; `serve` requires it.
+    pub sealing_key: Option<SealingKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// The `iss` claim; `server.public_url` when absent.
+    pub issuer: Option<String>,
+    pub audience: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    /// How long an already-rotated refresh token still yields a pair (a response lost on the way).
+    pub refresh_grace_secs: u64,
+    pub algorithm: SigningAlg,
+    pub leeway_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: "wxlogin".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 2_592_000,
+            refresh_grace_secs: 30,
+            algorithm: SigningAlg::Es256,
+            leeway_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatSettings {
+    pub base_url: String,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub retry: RetryPolicy,
+    pub token_mode: TokenMode,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        let client = ClientConfig::default();
+        Self {
+            base_url: client.base_url,
+            connect_timeout_ms: client.connect_timeout_ms,
+            timeout_ms: client.timeout_ms,
+            retry: client.retry,
+            token_mode: TokenMode::default(),
+        }
+    }
+}
+
+/// One mini program served by this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    pub appid: AppId,
+    pub secret: AppSecret,
+    pub registration: Registration,
+}
+
+/// What happens when someone unknown logs in (API.md, "Registration policy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    #[default]
+    Auto,
+    PhoneRequired,
+    Closed,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::PhoneRequired => "phone_required",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// A backend service allowed to introspect tokens and use the internal endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    pub client_id: String,
+    pub client_secret: ServiceSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `wxlogin=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given (it must exist), then the `WXLOGIN_*` variables whose name
+    /// contains `__` (`WXLOGIN_SERVER__LISTEN`, `WXLOGIN_SECURITY__SEALING_KEY_FILE`, ...). Variables
+    /// without `__` such as `WXLOGIN_LOG` belong to other parts of the program and are ignored.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        load::load(file)
+    }
+
+    /// Only the given TOML over the defaults, without the environment.
+    pub fn from_toml_str(s: &str) -> Result<Settings, ConfigError> {
+        load::from_toml_str(s)
+    }
+
+    /// The externally visible base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+
+    /// The `iss` of access tokens.
+    pub fn issuer(&self) -> String {
+        self.tokens
+            .issuer
+            .clone()
+            .unwrap_or_else(|| self.public_url())
+    }
+
+    /// The database to connect to; may carry a password, so never log it as is.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.server.data_dir.join("wxlogin.db").display()
+            ),
+        }
+    }
+
+    /// What `wxlogin serve` needs beyond a valid file: a sealing key, at least one app, unique
+    /// appids and client_ids, and the real WeChat unless `allow_mock`.
+    pub fn check_for_production(&self, allow_mock: bool) -> Result<(), ConfigError> {
+        validate::check_for_production(self, allow_mock)
+    }
+
+    /// The effective configuration as TOML, every secret replaced by `<redacted>`.
+    pub fn to_redacted_toml(&self) -> String {
+        redact::to_redacted_toml(self)
+    }
+
+    pub fn wechat_client_config(&self) -> ClientConfig {
+        ClientConfig {
+            base_url: self.wechat.base_url.clone(),
+            connect_timeout_ms: self.wechat.connect_timeout_ms,
+            timeout_ms: self.wechat.timeout_ms,
+            retry: self.wechat.retry.clone(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The effective configuration for `wxlogin config check`: derived values filled in (public URL,
+//! issuer, database URL) and every secret, the database password included, replaced.
+
+use serde::Serialize;
+
+use super::Settings;
+
+const REDACTED: &str = "<redacted>";
+
+// Views rather than `Serialize` on the settings: the printed form differs (effective values,
+// redaction), and the settings must not be serializable with their secrets by accident.
+#[derive(Serialize)]
+struct View {
+    server: ServerView,
+    database: DatabaseView,
+    security: SecurityView,
+    tokens: TokensView,
+    wechat: WechatView,
+    log: LogView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    apps: Vec<AppView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    services: Vec<ServiceView>,
+}
+
+#[derive(Serialize)]
+struct ServerView {
+    listen: String,
+    public_url: String,
+    request_timeout_ms: u64,
+    body_limit_bytes: u64,
+    data_dir: String,
+    shutdown_grace_ms: u64,
+}
+
+#[derive(Serialize)]
+struct DatabaseView {
+    url: String,
+    max_connections: u32,
+}
+
+#[derive(Serialize)]
+struct SecurityView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealing_key: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct TokensView {
+    issuer: String,
+    audience: String,
+    access_ttl_secs: u64,
+    refresh_ttl_secs: u64,
+    refresh_grace_secs: u64,
+    algorithm: &'static str,
+    leeway_secs: u64,
+}
+
+#[derive(Serialize)]
+struct WechatView {
+    base_url: String,
+    connect_timeout_ms: u64,
+    timeout_ms: u64,
+    token_mode: &'static str,
+    retry: RetryView,
+}
+
+#[derive(Serialize)]
+struct RetryView {
+    max_attempts: u32,
+    base_delay_ms: u64,
+    max_delay_ms: u64,
+}
+
+#[derive(Serialize)]
+struct AppView {
+    appid: String,
+    secret: &'static str,
+    registration: &'static str,
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    client_id: String,
+    client_secret: &'static str,
+}
+
+#[derive(Serialize)]
+struct LogView {
+    format: &'static str,
+    level: String,
+}
+
+pub(super) fn to_redacted_toml(s: &Settings) -> String {
+    let view = View {
+        server: ServerView {
+            listen: s.server.listen.to_string(),
+            public_url: s.public_url(),
+            request_timeout_ms: s.server.request_timeout_ms,
+            body_limit_bytes: s.server.body_limit_bytes as u64,
+            data_dir: s.server.data_dir.display().to_string(),
+            shutdown_grace_ms: s.server.shutdown_grace_ms,
+        },
+        database: DatabaseView {
+            url: redact_url_password(&s.database_url()),
+            max_connections: s.database.max_connections,
+        },
+        security: SecurityView {
+            sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),
+        },
+        tokens: TokensView {
+            issuer: s.issuer(),
+            audience: s.tokens.audience.clone(),
+            access_ttl_secs: s.tokens.access_ttl_secs,
+            refresh_ttl_secs: s.tokens.refresh_ttl_secs,
+            refresh_grace_secs: s.tokens.refresh_grace_secs,
+            algorithm: s.tokens.algorithm.as_str(),
+            leeway_secs: s.tokens.leeway_secs,
+        },
+        wechat: WechatView {
+            base_url: s.wechat.base_url.clone(),
+            connect_timeout_ms: s.wechat.connect_timeout_ms,
+            timeout_ms: s.wechat.timeout_ms,
+            token_mode: match s.wechat.token_mode {
+                crate::wechat::TokenMode::Stable => "stable",
+                crate::wechat::TokenMode::Classic => "classic",
+            },
+            retry: RetryView {
+                max_attempts: s.wechat.retry.max_attempts,
+                base_delay_ms: s.wechat.retry.base_delay_ms,
+                max_delay_ms: s.wechat.retry.max_delay_ms,
+            },
+        },
+        log: LogView {
+            format: s.log.format.as_str(),
+            level: s.log.level.clone(),
+        },
+        apps: s
+            .apps
+            .iter()
+            .map(|app| AppView {
+                appid: app.appid.to_string(),
+                secret: REDACTED,
+                registration: app.registration.as_str(),
+            })
+            .collect(),
+        services: s
+            .services
+            .iter()
+            .map(|service| ServiceView {
+                client_id: service.client_id.clone(),
+                client_secret: REDACTED,
+            })
+            .collect(),
+    };
+    toml::to_string(&view).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+}
+
+/// `postgres://user:pw@host/db?password=pw` → both passwords replaced.
+fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                        format!("{name}={REDACTED}")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}

@@ -1,0 +1,214 @@
+//! Checks that span keys or that serde cannot express, and the stricter checks of `wxlogin serve`.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use reqwest::Url;
+
+use super::{ConfigError, Settings};
+
+/// Every loaded configuration passes this, `dev` included.
+pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
+    if let Some(url) = &s.server.public_url {
+        http_url("server.public_url", url)?;
+    }
+    positive("server.request_timeout_ms", s.server.request_timeout_ms)?;
+    positive("server.body_limit_bytes", s.server.body_limit_bytes as u64)?;
+    positive("server.shutdown_grace_ms", s.server.shutdown_grace_ms)?;
+
+    if let Some(url) = &s.database.url {
+        database_url(url)?;
+    }
+    positive(
+        "database.max_connections",
+        s.database.max_connections.into(),
+    )?;
+
+    if s.tokens.issuer.as_deref().is_some_and(str::is_empty) {
+        return Err(ConfigError::invalid("tokens.issuer", "must not be empty"));
+    }
+    if s.tokens.audience.is_empty() {
+        return Err(ConfigError::invalid("tokens.audience", "must not be empty"));
+    }
+    positive("tokens.access_ttl_secs", s.tokens.access_ttl_secs)?;
+    positive("tokens.refresh_ttl_secs", s.tokens.refresh_ttl_secs)?;
+    if s.tokens.refresh_grace_secs >= s.tokens.refresh_ttl_secs {
+        return Err(ConfigError::invalid(
+            "tokens.refresh_grace_secs",
+            "must be less than tokens.refresh_ttl_secs",
+        ));
+    }
+
+    http_url("wechat.base_url", &s.wechat.base_url)?;
+    positive("wechat.connect_timeout_ms", s.wechat.connect_timeout_ms)?;
+    positive("wechat.timeout_ms", s.wechat.timeout_ms)?;
+    positive(
+        "wechat.retry.max_attempts",
+        s.wechat.retry.max_attempts.into(),
+    )?;
+    if s.wechat.retry.base_delay_ms > s.wechat.retry.max_delay_ms {
+        return Err(ConfigError::invalid(
+            "wechat.retry.base_delay_ms",
+            "must not exceed wechat.retry.max_delay_ms",
+        ));
+    }
+
+    for (i, service) in s.services.iter().enumerate() {
+        client_id(&format!("services[{i}].client_id"), &service.client_id)?;
+    }
+    unique(s)?;
+
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&s.log.level) {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!("is not a valid filter ({e}); try \"info\" or \"wxlogin=debug,info\""),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(), ConfigError> {
+    if s.security.sealing_key.is_none() {
+        return Err(ConfigError::NotForProduction {
+            key: "security.sealing_key",
+            reason:
+                "is required: generate 32 random bytes (`openssl rand -base64 32`), store them \
+                     in a file and set security.sealing_key_file to its path; keep the key, as \
+                     stored session keys cannot be read without it"
+                    .into(),
+        });
+    }
+    if s.apps.is_empty() {
+        return Err(ConfigError::NotForProduction {
+            key: "apps",
+            reason: "no mini program is configured: add an [[apps]] entry with appid and \
+                     secret_file"
+                .into(),
+        });
+    }
+    unique(s)?;
+    if !allow_mock && is_simulator(&s.wechat.base_url) {
+        return Err(ConfigError::NotForProduction {
+            key: "wechat.base_url",
+            reason: format!(
+                "{} is not the real WeChat (not https, or a local address): remove the key to \
+                 use https://api.weixin.qq.com, or pass --allow-mock to serve against a simulator",
+                s.wechat.base_url
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn unique(s: &Settings) -> Result<(), ConfigError> {
+    let mut appids = HashSet::new();
+    for app in &s.apps {
+        if !appids.insert(app.appid.as_str()) {
+            return Err(ConfigError::Duplicate {
+                key: "apps.appid",
+                value: app.appid.to_string(),
+            });
+        }
+    }
+    let mut client_ids = HashSet::new();
+    for service in &s.services {
+        if !client_ids.insert(service.client_id.as_str()) {
+            return Err(ConfigError::Duplicate {
+                key: "services.client_id",
+                value: service.client_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The simulator is plain http on a local address; anything else that is not https is no
+/// production WeChat either.
+fn is_simulator(base_url: &str) -> bool {
+    let Ok(url) = Url::parse(base_url) else {
+        return true;
+    };
+    if url.scheme() != "https" {
+        return true;
+    }
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => {
+            let domain = host.trim_end_matches('.').to_ascii_lowercase();
+            domain == "localhost" || domain.ends_with(".localhost")
+        }
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+/// A base URL to which paths are appended: http(s), a host, no path end slash, query or fragment.
+fn http_url(key: &str, text: &str) -> Result<(), ConfigError> {
+    let url =
+        Url::parse(text).map_err(|e| ConfigError::invalid(key, format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            key,
+            "must start with http:// or https://",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(key, "must name a host"));
+    }
+    if text.ends_with('/') {
+        return Err(ConfigError::invalid(key, "must not end with a slash"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::invalid(
+            key,
+            "must not have a query or fragment",
+        ));
+    }
+    Ok(())
+}
+
+fn database_url(url: &str) -> Result<(), ConfigError> {
+    let rest = ["sqlite://", "sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    match rest {
+        Some(rest) if !rest.is_empty() => Ok(()),
+        Some(_) => Err(ConfigError::invalid("database.url", "names no database")),
+        // Not echoed: the URL may carry a password.
+        None => Err(ConfigError::invalid(
+            "database.url",
+            "must start with sqlite://, sqlite:, postgres:// or postgresql://",
+        )),
+    }
+}
+
+fn client_id(key: &str, id: &str) -> Result<(), ConfigError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(ConfigError::invalid(key, "must be 1 to 64 characters"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(ConfigError::invalid(
+            key,
+            "may only contain letters, digits, '_', '.' and '-'",
+        ));
+    }
+    Ok(())
+}
