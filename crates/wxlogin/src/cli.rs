@@ -1,10 +1,13 @@
-//! The command line: `wxlogin <command>`.
+//! The command line: `wxlogin dev | serve | migrate | config check | mock-wechat`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,15 +16,32 @@ use clap::{Parser, Subcommand};
     about = "A self-hosted login server for WeChat Mini Programs"
 )]
 pub struct Cli {
-    /// Log as JSON lines instead of text.
-    #[arg(long, global = true, env = "WXLOGIN_LOG_JSON")]
-    pub log_json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run locally against the built-in WeChat simulator, with SQLite and generated keys.
+    Dev(crate::dev::DevArgs),
+    /// Run against real WeChat with a configuration file.
+    Serve {
+        #[arg(long, short, env = "WXLOGIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Accept a WeChat base URL that points at a simulator (tests and staging only).
+        #[arg(long)]
+        allow_mock: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, short, env = "WXLOGIN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Run the offline WeChat API simulator (never for production).
     MockWechat {
         /// Address to listen on.
@@ -33,32 +53,96 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted) and check it for `serve`.
+    Check {
+        #[arg(long, short, env = "WXLOGIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Check as `serve --allow-mock` would.
+        #[arg(long)]
+        allow_mock: bool,
+    },
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
+        Err(message) => fail(&message),
     }
+}
+
+/// Errors before (or instead of) logging go to stderr as one line.
+#[allow(clippy::print_stderr)]
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("wxlogin: {message}");
+    ExitCode::FAILURE
+}
+
+fn load(config: Option<&Path>) -> Result<Settings, String> {
+    Settings::load(config).map_err(|e| e.to_string())
 }
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::MockWechat { listen, config } => mock_wechat(listen, config).await,
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Serve { config, allow_mock } => {
+            let settings = load(config.as_deref())?;
+            crate::telemetry::init(&settings.log);
+            settings
+                .check_for_production(allow_mock)
+                .map_err(|e| e.to_string())?;
+            serve(settings).await
+        }
+        Command::Migrate { config } => {
+            let settings = load(config.as_deref())?;
+            crate::telemetry::init(&settings.log);
+            let store = crate::app::open_store(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config, allow_mock },
+        } => config_check(config.as_deref(), allow_mock),
+        Command::MockWechat { listen, config } => {
+            crate::telemetry::init(&Default::default());
+            mock_wechat(listen, config).await
+        }
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn config_check(config: Option<&Path>, allow_mock: bool) -> Result<(), String> {
+    let settings = load(config)?;
+    println!("{}", settings.to_redacted_toml());
+    settings
+        .check_for_production(allow_mock)
+        .map_err(|e| e.to_string())?;
+    println!("# ok: this configuration can `serve`");
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings, crate::clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(addr = %app.local_addr(), "wxlogin listening");
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .map_err(|e| format!("server stopped: {e}"))
 }
 
 async fn mock_wechat(listen: SocketAddr, config: Option<PathBuf>) -> Result<(), String> {
@@ -72,7 +156,7 @@ async fn mock_wechat(listen: SocketAddr, config: Option<PathBuf>) -> Result<(), 
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::warn!(%addr, ?apps, "WeChat SIMULATOR listening: offline test double, never point production at it");
+    tracing::warn!(%addr, ?apps, "WeChat SIMULATOR listening: an offline test double, never point production at it");
     wechat_mock::serve(listener, wechat_mock::Mock::new(config), shutdown_signal())
         .await
         .map_err(|e| format!("simulator stopped: {e}"))
@@ -98,5 +182,5 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -1,10 +1,17 @@
 //! wxlogin: a self-hosted login server for WeChat Mini Programs.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod dev;
 pub mod domain;
+pub mod error;
+pub mod http;
+pub mod login;
+pub mod sessions;
+pub mod signing_keys;
 pub mod store;
 mod telemetry;
 pub mod tokens;

@@ -1,16 +1,18 @@
-//! Structured logs: `RUST_LOG`-style filter (default `info`), text or JSON lines.
+//! Structured logs: `WXLOGIN_LOG` / `RUST_LOG` filter (else `log.level`), text or JSON lines.
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::{LogFormat, LogSettings};
+
 /// Installs the process-wide subscriber once; later calls do nothing.
-pub fn init(json: bool) {
+pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_env("WXLOGIN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
+        .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match settings.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }

@@ -176,6 +176,16 @@ pub struct ServiceSettings {
     pub client_secret: ServiceSecret,
 }
 
+impl ServiceSettings {
+    /// A credential built in code (`wxlogin dev`, tests); the secret is checked like a configured one.
+    pub fn new(client_id: &str, client_secret: &str) -> Result<Self, crate::domain::InvalidSecret> {
+        Ok(Self {
+            client_id: client_id.to_owned(),
+            client_secret: ServiceSecret::parse(client_secret)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {

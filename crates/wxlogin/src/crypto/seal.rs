@@ -58,13 +58,29 @@ impl SealingKey {
         STANDARD.encode(key)
     }
 
-    /// `version || nonce || ciphertext+tag`.
+    /// Seals a session_key for one identity.
     pub fn seal(&self, session_key: &SessionKey, appid: &str, openid: &str) -> Vec<u8> {
+        self.seal_bytes(
+            session_key.expose_secret().as_bytes(),
+            "session_key",
+            &[appid, openid],
+        )
+    }
+
+    pub fn open(&self, sealed: &[u8], appid: &str, openid: &str) -> Result<SessionKey, SealError> {
+        let plain = self.open_bytes(sealed, "session_key", &[appid, openid])?;
+        let text = String::from_utf8(plain).map_err(|_| SealError::Open)?;
+        SessionKey::parse(text).map_err(|_| SealError::Open)
+    }
+
+    /// `version || nonce || ciphertext+tag`; `purpose` and `context` are bound as associated data,
+    /// so a value sealed for one purpose or owner does not open for another.
+    pub fn seal_bytes(&self, plaintext: &[u8], purpose: &str, context: &[&str]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = associated_data(appid, openid);
+        let aad = associated_data(purpose, context);
         let payload = Payload {
-            msg: session_key.expose_secret().as_bytes(),
+            msg: plaintext,
             aad: &aad,
         };
         // Encryption with a valid key and an in-memory buffer does not fail.
@@ -79,15 +95,19 @@ impl SealingKey {
         out
     }
 
-    pub fn open(&self, sealed: &[u8], appid: &str, openid: &str) -> Result<SessionKey, SealError> {
+    pub fn open_bytes(
+        &self,
+        sealed: &[u8],
+        purpose: &str,
+        context: &[&str],
+    ) -> Result<Vec<u8>, SealError> {
         let (version, rest) = sealed.split_first().ok_or(SealError::Malformed)?;
-        if *version != VERSION || rest.len() <= NONCE_LEN + 16 {
+        if *version != VERSION || rest.len() < NONCE_LEN + 16 {
             return Err(SealError::Malformed);
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let aad = associated_data(appid, openid);
-        let plain = self
-            .0
+        let aad = associated_data(purpose, context);
+        self.0
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -95,16 +115,14 @@ impl SealingKey {
                     aad: &aad,
                 },
             )
-            .map_err(|_| SealError::Open)?;
-        let text = String::from_utf8(plain).map_err(|_| SealError::Open)?;
-        SessionKey::parse(text).map_err(|_| SealError::Open)
+            .map_err(|_| SealError::Open)
     }
 }
 
-fn associated_data(appid: &str, openid: &str) -> Vec<u8> {
+fn associated_data(purpose: &str, context: &[&str]) -> Vec<u8> {
     // Length-prefixed so that ("ab","c") and ("a","bc") differ.
-    let mut aad = b"wxlogin/session_key/v1".to_vec();
-    for part in [appid, openid] {
+    let mut aad = b"wxlogin/v1".to_vec();
+    for part in std::iter::once(purpose).chain(context.iter().copied()) {
         aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
         aad.extend_from_slice(part.as_bytes());
     }

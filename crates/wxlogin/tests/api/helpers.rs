@@ -213,3 +213,164 @@ impl PostgresTestStore {
         }
     }
 }
+/// The server on port 0 with a fresh SQLite file, the simulator, and one clock for both.
+pub struct TestApp {
+    pub address: String,
+    pub wx: TestWechat,
+    pub state: wxlogin::app::AppState,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub const SERVICE_ID: &str = "billing";
+pub const SERVICE_SECRET: &str = "billing-service-secret-0123456789";
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `configure` (after the test defaults are set).
+    pub async fn spawn_with(configure: impl FnOnce(&mut wxlogin::config::Settings)) -> Self {
+        let wx = TestWechat::spawn().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sealing_key = wxlogin::crypto::SealingKey::generate_base64();
+        let mut settings = wxlogin::config::Settings::default();
+        settings.server.listen = "127.0.0.1:0".parse().unwrap();
+        settings.server.data_dir = dir.path().to_owned();
+        settings.database.url = Some(format!(
+            "sqlite://{}",
+            dir.path().join("wxlogin.db").display()
+        ));
+        settings.security.sealing_key =
+            Some(wxlogin::crypto::SealingKey::parse(&sealing_key).unwrap());
+        settings.wechat.base_url = wx.handle.base_url();
+        settings.wechat.timeout_ms = 1_000;
+        settings.wechat.retry.base_delay_ms = 1;
+        settings.wechat.retry.max_delay_ms = 5;
+        settings.apps = vec![wxlogin::config::AppSettings {
+            appid: AppId::parse(DEMO_APPID).unwrap(),
+            secret: AppSecret::parse(DEMO_SECRET).unwrap(),
+            registration: wxlogin::config::Registration::Auto,
+        }];
+        settings.services =
+            vec![wxlogin::config::ServiceSettings::new(SERVICE_ID, SERVICE_SECRET).unwrap()];
+        configure(&mut settings);
+        let app = wxlogin::app::Application::build(settings, wx.clock.shared())
+            .await
+            .expect("the app builds");
+        let address = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            address,
+            wx,
+            state,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Asks the server to stop and waits for it to finish its in-flight requests.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// What `wx.login` gives the mini program for `user`.
+    pub fn code_for(&self, user: &str) -> String {
+        self.wx
+            .mock()
+            .mint_login_code(DEMO_APPID, user)
+            .unwrap()
+            .code
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, user: &str) -> serde_json::Value {
+        let response = self
+            .post_json(
+                "/v1/auth/wechat/login",
+                serde_json::json!({ "code": self.code_for(user), "appid": DEMO_APPID }),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {user}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_authed(&self, path: &str, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts the API's error envelope and returns it.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "status");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id on every response")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if status == 401 {
+        assert!(
+            response.headers().get("www-authenticate").is_some(),
+            "401 sends WWW-Authenticate"
+        );
+    }
+    if status == 429 || status == 503 {
+        assert!(
+            response.headers().get("retry-after").is_some(),
+            "{status} sends Retry-After"
+        );
+    }
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["request_id"], request_id.as_str(), "{body}");
+    body
+}

@@ -3,7 +3,11 @@
 
 mod helpers;
 
+mod discovery;
+mod login;
 mod open_data;
 mod secrets;
+mod service;
+mod sessions;
 mod store;
 mod wechat_client;

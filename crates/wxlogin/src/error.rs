@@ -1,0 +1,233 @@
+//! `ApiError`: the one HTTP error type. Stable machine codes of the API contract, a human message,
+//! the request id, and the headers each status needs (`WWW-Authenticate`, `Retry-After`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::wechat::{ErrCode, WechatError};
+
+tokio::task_local! {
+    /// The id of the request being handled, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id ("-" outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_owned())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// The error body of every endpoint.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine code: `invalid_request`, `invalid_code`, `invalid_token`, ...
+    pub error: String,
+    /// For humans; may change.
+    pub message: String,
+    /// The `x-request-id` of this request, also in the server log.
+    pub request_id: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn invalid_code() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_code",
+            "the login code is invalid, expired or already used; call wx.login again",
+        )
+    }
+
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    pub fn invalid_grant() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "the refresh token is unknown, expired, revoked or reused; log in again",
+        )
+    }
+
+    pub fn invalid_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "a valid service credential (HTTP Basic client_id:client_secret) is required",
+        )
+    }
+
+    pub fn login_blocked(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "login_blocked", message)
+    }
+
+    pub fn unknown_app() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+            "this appid is not configured on this server",
+        )
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route or resource",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not accept that method",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(5)
+    }
+
+    pub fn wechat_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "wechat_unavailable",
+            "WeChat timed out, was unreachable or busy; retry later",
+        )
+        .retry_after(5)
+    }
+
+    /// A bug or an outage of our own: the cause goes to the log, the client sees a generic message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has the cause under this request id",
+        )
+    }
+}
+
+impl From<WechatError> for ApiError {
+    fn from(e: WechatError) -> Self {
+        match &e {
+            WechatError::Api {
+                code: ErrCode::InvalidCode | ErrCode::CodeBeenUsed,
+                ..
+            } => Self::invalid_code(),
+            WechatError::Api {
+                code: ErrCode::CodeBlocked,
+                ..
+            } => Self::login_blocked("WeChat's risk control refused this login (40226)"),
+            WechatError::Api {
+                code: ErrCode::MinuteQuota,
+                ..
+            } => Self::rate_limited(60),
+            _ if e.is_unavailable() => {
+                tracing::warn!(error = %e, "WeChat unavailable");
+                Self::wechat_unavailable()
+            }
+            _ => {
+                tracing::warn!(error = %e, "unexpected answer from WeChat");
+                let message = match (e.errcode(), e.rid()) {
+                    (Some(errcode), Some(rid)) => {
+                        format!("WeChat answered errcode {errcode}, rid: {rid}")
+                    }
+                    (Some(errcode), None) => format!("WeChat answered errcode {errcode}"),
+                    _ => e.to_string(),
+                };
+                Self::new(StatusCode::BAD_GATEWAY, "wechat_error", message)
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        let cause: &dyn std::fmt::Display = &e;
+        match &e {
+            crate::store::StoreError::Database(source) => {
+                Self::internal(&format!("{cause}: {source}"))
+            }
+            _ => Self::internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+            request_id: current_request_id(),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let value = if self.code == "invalid_client" {
+                "Basic realm=\"wxlogin\""
+            } else {
+                "Bearer error=\"invalid_token\""
+            };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,120 @@
+//! `/v1/auth/*`: log in with WeChat, refresh, log out.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::extract::{AppJson, AuthUser, optional_json};
+use crate::app::AppState;
+use crate::domain::{AppId, LoginCode};
+use crate::error::{ApiError, ErrorBody};
+use crate::sessions::LoginResponse;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The code from `wx.login` (valid 5 minutes, single use).
+    pub code: String,
+    /// May be omitted when the server serves exactly one app.
+    pub appid: Option<String>,
+    /// From the getPhoneNumber button, to bind the phone in the same round trip.
+    pub phone_code: Option<String>,
+}
+
+fn resolve_appid(state: &AppState, appid: Option<String>) -> Result<AppId, ApiError> {
+    match appid {
+        Some(text) => AppId::parse(text)
+            .map_err(|e| ApiError::invalid_request(format!("`appid` is invalid: {e}"))),
+        None if state.apps.len() == 1 => state
+            .apps
+            .keys()
+            .next()
+            .cloned()
+            .ok_or_else(ApiError::unknown_app),
+        None => Err(ApiError::invalid_request(
+            "`appid` is required: this server serves several apps",
+        )),
+    }
+}
+
+/// Exchange a `wx.login` code for wxlogin tokens.
+#[utoipa::path(post, path = "/v1/auth/wechat/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "`invalid_request`, `invalid_code`", body = ErrorBody),
+        (status = 403, description = "`login_blocked`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 502, description = "`wechat_error`", body = ErrorBody),
+        (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
+    ))]
+pub async fn login_with_wechat(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<LoginRequest>,
+) -> Result<axum::Json<LoginResponse>, ApiError> {
+    let code = LoginCode::parse(request.code)
+        .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
+    let appid = resolve_appid(&state, request.appid)?;
+    if request.phone_code.is_some() {
+        return Err(ApiError::invalid_request(
+            "`phone_code` is not supported by this server version; bind the phone after login",
+        ));
+    }
+    crate::login::login_with_wechat(&state, appid, code)
+        .await
+        .map(axum::Json)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh (`wxr_...`).
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for a new pair (the refresh token rotates).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair", body = LoginResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_grant`", body = ErrorBody),
+        (status = 403, description = "`login_blocked`", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<RefreshRequest>,
+) -> Result<axum::Json<LoginResponse>, ApiError> {
+    crate::sessions::refresh(&state, &request.refresh_token)
+        .await
+        .map(axum::Json)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// Revoke every session of the user, not only this one.
+    #[serde(default)]
+    pub all_devices: bool,
+}
+
+/// Log out this session (or all of the user's). The body is optional.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    request_body(content = Option<LogoutRequest>),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let request: LogoutRequest = optional_json(&headers, &body)?;
+    crate::sessions::logout(&state, &user.user_id, &user.session_id, request.all_devices).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,175 @@
+//! Extractors that turn requests into checked inputs, with the API's errors on failure.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode, request::Parts};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::domain::{AppId, SessionId, UserId};
+use crate::error::ApiError;
+
+/// A JSON body, with malformed JSON → 400 naming the problem, a wrong content type → 415 and an
+/// oversized body → 413.
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection.status(), &rejection.body_text())),
+        }
+    }
+}
+
+fn json_rejection(status: StatusCode, text: &str) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is too large",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(
+            "expected a JSON body with Content-Type: application/json",
+        ),
+        _ => ApiError::invalid_request(text.replace(
+            "Failed to deserialize the JSON body into the target type: ",
+            "invalid JSON body: ",
+        )),
+    }
+}
+
+/// Parses an optional JSON body (empty = `T::default()`).
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::unsupported_media_type(
+            "expected a JSON body with Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
+}
+
+/// The caller behind a valid, unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub appid: AppId,
+}
+
+/// The bearer token of a request, if it sent one in the right form.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::invalid_token("missing Authorization: Bearer <access_token>"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_token("malformed Authorization header"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::invalid_token("malformed Authorization header"))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 4096 {
+        return Err(ApiError::invalid_token(
+            "expected Authorization: Bearer <access_token>",
+        ));
+    }
+    Ok(token)
+}
+
+/// Verifies an access token and checks that its session is live and its user not banned.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let claims = state.tokens.verify(token, state.now_secs()).map_err(|e| {
+        tracing::debug!(reason = %e, "access token refused");
+        ApiError::invalid_token("the access token is invalid or expired")
+    })?;
+    let refused = || ApiError::invalid_token("the access token is invalid or expired");
+    let user_id = UserId::parse(claims.sub).map_err(|_| refused())?;
+    let session_id = SessionId::parse(claims.sid).map_err(|_| refused())?;
+    let appid = AppId::parse(claims.appid).map_err(|_| refused())?;
+    let access = state
+        .store
+        .session_access(&session_id)
+        .await?
+        .ok_or_else(refused)?;
+    if access.user_id != user_id {
+        return Err(refused());
+    }
+    if access.revoked {
+        return Err(ApiError::invalid_token("the session has been logged out"));
+    }
+    if access.user_banned {
+        return Err(ApiError::invalid_token("the account is banned"));
+    }
+    Ok(AuthUser {
+        user_id,
+        session_id,
+        appid,
+    })
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers)?;
+        authenticate(state, token).await
+    }
+}
+
+/// A backend service authenticated with HTTP Basic `client_id:client_secret` from `[[services]]`.
+#[derive(Debug, Clone)]
+pub struct ServiceClient {
+    pub client_id: String,
+}
+
+impl FromRequestParts<AppState> for ServiceClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::invalid_client)?;
+        let (scheme, encoded) = value.split_once(' ').ok_or_else(ApiError::invalid_client)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(ApiError::invalid_client());
+        }
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(ApiError::invalid_client)?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(ApiError::invalid_client)?;
+        // Compare against every service, so the time taken does not reveal which ids exist.
+        let mut found = None;
+        for service in &state.settings.services {
+            let matches = service.client_id == id && service.client_secret.matches(secret);
+            if matches && found.is_none() {
+                found = Some(service.client_id.clone());
+            }
+        }
+        found
+            .map(|client_id| Self { client_id })
+            .ok_or_else(ApiError::invalid_client)
+    }
+}

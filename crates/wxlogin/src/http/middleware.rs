@@ -1,0 +1,71 @@
+//! Cross-cutting request handling: request ids, tracing, timeouts, panics.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument as _;
+
+use crate::app::AppState;
+use crate::error::{ApiError, REQUEST_ID};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client's id is echoed when it is short and printable; otherwise we make one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
+}
+
+/// Outermost layer: gives the request an id (task-local, in its span and in the response header)
+/// and logs one line when it ends. The path is logged without its query string.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let header = HeaderValue::from_str(&id).ok();
+    let mut response = REQUEST_ID
+        .scope(id, async move {
+            let response = next.run(request).await;
+            tracing::info!(status = response.status().as_u16(), "request finished");
+            response
+        })
+        .instrument(span)
+        .await;
+    if let Some(header) = header {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    }
+    response
+}
+
+/// Ends a request that takes longer than `server.request_timeout_ms` with a 503.
+pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(state.settings.server.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::unavailable("the request took too long; retry later").into_response()
+        }
+    }
+}
+
+/// A panic in a handler is a bug: log it, answer the generic 500 in the API's shape.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    ApiError::internal(&format!("handler panicked: {detail}")).into_response()
+}

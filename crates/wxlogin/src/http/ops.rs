@@ -1,0 +1,38 @@
+//! Liveness and readiness.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub async fn readyz(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, axum::Json<Health>), ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok((StatusCode::OK, axum::Json(Health { status: "ok" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::unavailable("the database is not reachable"))
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Discovery and verification for other services: JWKS, OpenID configuration, introspection.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{ServiceClient, authenticate};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// The public keys that sign access tokens (current and still-valid previous ones).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "A JWK set", content_type = "application/json", body = Object)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let keyring = state.tokens.keyring();
+    let mut response = axum::Json(keyring.jwks().clone()).into_response();
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenIdConfiguration {
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The access-token signature algorithm.
+    pub token_signing_alg_values_supported: Vec<&'static str>,
+}
+
+/// Discovery document, so standard libraries find the issuer and the JWKS.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
+    responses((status = 200, description = "Discovery document", body = OpenIdConfiguration)))]
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    let base = state.settings.public_url();
+    let mut response = axum::Json(OpenIdConfiguration {
+        issuer: state.tokens.settings().issuer.clone(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{base}/v1/introspect"),
+        introspection_endpoint_auth_methods_supported: vec!["client_secret_basic"],
+        token_signing_alg_values_supported: vec![state.tokens.settings().alg.as_str()],
+    })
+    .into_response();
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct IntrospectRequest {
+    /// The access token to check (`token_type_hint` and other RFC 7662 fields are ignored: only
+    /// access tokens are introspected).
+    pub token: String,
+}
+
+/// RFC 7662: `active: false` carries nothing else.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IntrospectResponse {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+impl IntrospectResponse {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            sub: None,
+            sid: None,
+            appid: None,
+            iss: None,
+            aud: None,
+            exp: None,
+            iat: None,
+            token_type: None,
+        }
+    }
+}
+
+fn parse_introspect(headers: &HeaderMap, body: &Bytes) -> Result<IntrospectRequest, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        serde_urlencoded::from_bytes(body)
+            .map_err(|e| ApiError::invalid_request(format!("invalid form body: {e}")))
+    } else {
+        Err(ApiError::unsupported_media_type(
+            "send `token` as application/x-www-form-urlencoded or application/json",
+        ))
+    }
+}
+
+/// Token introspection for backend services (HTTP Basic with a `[[services]]` credential).
+/// Reflects logout and bans at once.
+#[utoipa::path(post, path = "/v1/introspect", tag = "discovery",
+    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("service" = [])),
+    responses(
+        (status = 200, description = "Whether the token is active", body = IntrospectResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`", body = ErrorBody),
+    ))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    client: ServiceClient,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<IntrospectResponse>, ApiError> {
+    let request = parse_introspect(&headers, &body)?;
+    let active = match authenticate(&state, request.token.trim()).await {
+        Ok(_) => state
+            .tokens
+            .verify(request.token.trim(), state.now_secs())
+            .ok(),
+        Err(e) if e.code == "invalid_token" => None,
+        Err(e) => return Err(e),
+    };
+    tracing::debug!(client = %client.client_id, active = active.is_some(), "introspection");
+    Ok(axum::Json(match active {
+        Some(claims) => IntrospectResponse {
+            active: true,
+            sub: Some(claims.sub),
+            sid: Some(claims.sid),
+            appid: Some(claims.appid),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            token_type: Some("access_token"),
+        },
+        None => IntrospectResponse::inactive(),
+    }))
+}
