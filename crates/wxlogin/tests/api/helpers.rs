@@ -219,6 +219,8 @@ pub struct TestApp {
     pub wx: TestWechat,
     pub state: wxlogin::app::AppState,
     pub http: reqwest::Client,
+    /// Every secret this app handed out or used, checked against the captured logs on drop.
+    secrets: Mutex<Vec<String>>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -272,6 +274,7 @@ impl TestApp {
             wx,
             state,
             http: reqwest::Client::new(),
+            secrets: Mutex::new(vec![DEMO_SECRET.to_owned(), SERVICE_SECRET.to_owned()]),
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
@@ -335,6 +338,14 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        // The logs of the whole suite so far, at TRACE: none of this app's secrets may be there.
+        let logs = logs_text();
+        for secret in self.secrets.lock().unwrap().iter() {
+            assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
         }
     }
 }

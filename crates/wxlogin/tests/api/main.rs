@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cli;
 mod discovery;
 mod login;
 mod open_data;

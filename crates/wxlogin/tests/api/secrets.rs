@@ -204,3 +204,75 @@ async fn no_secret_reaches_a_log_line_or_an_error_text_on_any_path() {
         }
     }
 }
+
+/// A full session at TRACE: login, refresh, a reuse, logout, introspection and WeChat failures. The
+/// server's logs name none of the secrets involved (each `TestApp` also checks its own on drop).
+#[tokio::test]
+async fn a_whole_session_at_trace_logs_no_secret() {
+    let app = TestApp::spawn().await;
+    let login = app.login("sybil").await;
+    let refresh =
+        |token: &str| app.post_json("/v1/auth/refresh", json!({ "refresh_token": token }));
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let pair: serde_json::Value = refresh(&first).await.json().await.unwrap();
+    let second = pair["refresh_token"].as_str().unwrap().to_owned();
+    app.wx.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(
+        refresh(&first).await.status(),
+        401,
+        "reuse revokes the family"
+    );
+    let again = app.login("sybil").await;
+    let access = again["access_token"].as_str().unwrap();
+    app.http
+        .post(app.url("/v1/introspect"))
+        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+        .json(&json!({ "token": access }))
+        .send()
+        .await
+        .unwrap();
+    app.http
+        .post(app.url("/v1/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    for fault in [
+        json!({"api": "*", "errcode": -1}),
+        json!({"api": "*", "close": true}),
+    ] {
+        app.wx.fault(fault).await;
+        let code = app.code_for("sybil");
+        app.post_json("/v1/auth/wechat/login", json!({ "code": code }))
+            .await;
+        app.wx.mock().clear_faults();
+    }
+    let (appid, secret) = demo_app();
+    let wechat_token = app
+        .state
+        .wechat
+        .get_stable_access_token(&appid, &secret, false)
+        .await
+        .unwrap();
+    let cached = app.state.wechat_tokens.get(&appid).await.unwrap();
+    assert_eq!(cached, wechat_token.token);
+
+    let logs = logs_text();
+    assert!(
+        logs.contains("/v1/auth/refresh"),
+        "the server's request lines are captured"
+    );
+    for secret in [
+        first.as_str(),
+        second.as_str(),
+        again["refresh_token"].as_str().unwrap(),
+        &app.wx.mock().session_key(DEMO_APPID, "sybil").unwrap(),
+        DEMO_SECRET,
+        SERVICE_SECRET,
+        wechat_token.token.expose_secret(),
+    ] {
+        for form in variants(secret) {
+            assert!(!logs.contains(&form), "a secret reached the logs");
+        }
+    }
+}

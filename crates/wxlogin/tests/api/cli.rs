@@ -1,0 +1,183 @@
+//! The `wxlogin` binary as an operator runs it.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+fn wxlogin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wxlogin"));
+    command
+        .env_remove("WXLOGIN_CONFIG")
+        .env("WXLOGIN_LOG", "warn");
+    command
+}
+
+struct Config {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    sealing_key: String,
+}
+
+fn config(base_url: &str, listen: &str, with_sealing_key: bool) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let sealing_key = wxlogin::crypto::SealingKey::generate_base64();
+    let sealing = if with_sealing_key {
+        format!("sealing_key = \"{sealing_key}\"")
+    } else {
+        String::new()
+    };
+    let text = format!(
+        r#"
+[server]
+listen = "{listen}"
+data_dir = "{data}"
+
+[security]
+{sealing}
+
+[wechat]
+base_url = "{base_url}"
+
+[[apps]]
+appid = "{DEMO_APPID}"
+secret = "{DEMO_SECRET}"
+
+[[services]]
+client_id = "{SERVICE_ID}"
+client_secret = "{SERVICE_SECRET}"
+"#,
+        data = dir.path().display(),
+    );
+    let path = dir.path().join("wxlogin.toml");
+    std::fs::write(&path, text).unwrap();
+    Config {
+        dir,
+        path,
+        sealing_key,
+    }
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
+    let config = config("https://api.weixin.qq.com", "127.0.0.1:8080", true);
+    let output = wxlogin()
+        .args(["config", "check", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("<redacted>"));
+    assert!(stdout.contains("wx0000000000000001"));
+    assert!(stdout.contains("# ok"));
+    for secret in [DEMO_SECRET, SERVICE_SECRET, config.sealing_key.as_str()] {
+        assert!(!stdout.contains(secret));
+    }
+}
+
+#[test]
+fn serve_refuses_a_simulator_without_allow_mock_and_a_missing_sealing_key() {
+    let simulator = config("http://127.0.0.1:9", "127.0.0.1:0", true);
+    let output = wxlogin()
+        .args(["serve", "--config"])
+        .arg(&simulator.path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--allow-mock"), "{stderr}");
+
+    let keyless = config("https://api.weixin.qq.com", "127.0.0.1:0", false);
+    let output = wxlogin()
+        .args(["serve", "--config"])
+        .arg(&keyless.path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sealing_key"), "{stderr}");
+
+    let unknown = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        unknown.path(),
+        "[server]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n",
+    )
+    .unwrap();
+    let output = wxlogin()
+        .args(["serve", "--config"])
+        .arg(unknown.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listne"));
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let config = config("https://api.weixin.qq.com", "127.0.0.1:0", true);
+    let output = wxlogin()
+        .args(["migrate", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(config.dir.path().join("wxlogin.db").exists());
+}
+
+#[tokio::test]
+async fn serve_runs_against_a_simulator_with_allow_mock_and_stops_on_sigterm() {
+    let wx = TestWechat::spawn().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(&wx.handle.base_url(), &format!("127.0.0.1:{port}"), true);
+    let mut child = wxlogin()
+        .args(["serve", "--allow-mock", "--config"])
+        .arg(&config.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready, "the server came up");
+    let code = wx.mock().mint_login_code(DEMO_APPID, "oscar").unwrap().code;
+    let login = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/wechat/login"))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+}
