@@ -57,16 +57,20 @@ pub enum StartError {
 /// Opens the configured database (SQLite file or PostgreSQL URL).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let url = settings.database_url();
+    let max = settings.database.max_connections;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(&url).await?))
+        Ok(Arc::new(PostgresStore::connect_sized(&url, max).await?))
     } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(&url);
-        Ok(Arc::new(
-            SqliteStore::connect(std::path::Path::new(path)).await?,
-        ))
+        let path = std::path::Path::new(
+            url.strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(&url),
+        );
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(Arc::new(SqliteStore::connect_sized(path, max).await?))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-const MAX_CONNECTIONS: u32 = 10;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// A request waits this long for a free connection before failing, rather than hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,14 +28,22 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects a pool to a `postgres://` URL.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_sized(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// As `connect`, with a pool of at most `max_connections` (`database.max_connections`).
+    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(db_error)?;
-        Self::connect_with(options).await
+        Self::connect_with(options, max_connections).await
     }
 
     /// Connects a pool with options built in code (e.g. a `search_path`).
-    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await

@@ -20,7 +20,7 @@ use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// SQLite has one writer at a time; a few connections are enough for the readers beside it.
-const MAX_CONNECTIONS: u32 = 4;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 /// How long a writer waits for the write lock before giving up with SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -32,26 +32,34 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating it if missing) the database file at `path`.
     pub async fn connect(path: &Path) -> Result<Self, StoreError> {
+        Self::connect_sized(path, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// As `connect`, with a pool of at most `max_connections` (`database.max_connections`).
+    pub async fn connect_sized(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with(options).await
+        Self::connect_with(options, max_connections).await
     }
 
     /// Opens a `sqlite:` URL; whether a missing file is created is up to the URL (`?mode=rwc`).
     pub async fn connect_url(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(db_error)?;
-        Self::connect_with(options).await
+        Self::connect_with(options, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn connect_with(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .connect_with(options)
             .await
             .map_err(db_error)?;

@@ -181,3 +181,45 @@ async fn serve_runs_against_a_simulator_with_allow_mock_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "a clean exit after SIGTERM: {status}");
 }
+
+#[tokio::test]
+async fn mock_wechat_serves_the_simulator_on_the_given_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = wxlogin()
+        .args(["mock-wechat", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut stats = None;
+    for _ in 0..200 {
+        if let Ok(response) = reqwest::get(format!("{base}/__mock/stats")).await {
+            stats = Some(response.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let stats = stats.expect("the simulator came up");
+    assert_eq!(stats["calls"]["jscode2session"], 0);
+    let unknown: serde_json::Value = reqwest::get(format!("{base}/sns/jsCode2Session"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unknown["errcode"], 40066);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -185,7 +185,7 @@ pub async fn postgres_store() -> Option<PostgresTestStore> {
     let options = PgConnectOptions::from_str(&url)
         .unwrap()
         .options([("search_path", schema.as_str())]);
-    let store = PostgresStore::connect_with(options).await.unwrap();
+    let store = PostgresStore::connect_with(options, 5).await.unwrap();
     store.migrate().await.unwrap();
     Some(PostgresTestStore {
         store: Arc::new(store),

@@ -149,3 +149,18 @@ async fn shutdown_finishes_in_flight_requests() {
     let response = in_flight.await.unwrap();
     assert_eq!(response.status(), 200, "the request in flight finished");
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.server.request_timeout_ms = 100).await;
+    app.wx
+        .fault(json!({"api": "jscode2session", "latency_ms": 400, "times": 1}))
+        .await;
+    let response = app
+        .post_json(
+            "/v1/auth/wechat/login",
+            json!({ "code": app.code_for("slow") }),
+        )
+        .await;
+    assert_error(response, 503, "unavailable").await;
+}
