@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::domain::{AppId, SessionId, UserId};
 use crate::error::ApiError;
+use crate::tokens::AccessClaims;
 
 /// A JSON body, with malformed JSON → 400 naming the problem, a wrong content type → 415 and an
 /// oversized body → 413.
@@ -71,6 +72,7 @@ pub struct AuthUser {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub appid: AppId,
+    pub claims: AccessClaims,
 }
 
 /// The bearer token of a request, if it sent one in the right form.
@@ -100,9 +102,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         ApiError::invalid_token("the access token is invalid or expired")
     })?;
     let refused = || ApiError::invalid_token("the access token is invalid or expired");
-    let user_id = UserId::parse(claims.sub).map_err(|_| refused())?;
-    let session_id = SessionId::parse(claims.sid).map_err(|_| refused())?;
-    let appid = AppId::parse(claims.appid).map_err(|_| refused())?;
+    let user_id = UserId::parse(claims.sub.as_str()).map_err(|_| refused())?;
+    let session_id = SessionId::parse(claims.sid.as_str()).map_err(|_| refused())?;
+    let appid = AppId::parse(claims.appid.as_str()).map_err(|_| refused())?;
     let access = state
         .store
         .session_access(&session_id)
@@ -121,6 +123,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         user_id,
         session_id,
         appid,
+        claims,
     })
 }
 
