@@ -48,12 +48,12 @@ fn secs_until(now_ms: i64, until_ms: i64) -> u64 {
     u64::try_from((until_ms - now_ms).max(0) / 1000).unwrap_or(0)
 }
 
-fn login_user(user: &User, is_new: bool) -> LoginUser {
+fn login_user(state: &AppState, user: &User, is_new: bool) -> LoginUser {
     LoginUser {
         id: user.id.as_str().to_owned(),
         is_new,
         nickname: user.nickname.clone(),
-        avatar_url: None,
+        avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         phone: None,
     }
 }
@@ -75,7 +75,7 @@ fn pair(
         expires_in: issued.expires_in.as_secs(),
         refresh_token,
         refresh_expires_in: secs_until(state.now_millis(), session.expires_at),
-        user: login_user(user, is_new),
+        user: login_user(state, user, is_new),
     })
 }
 

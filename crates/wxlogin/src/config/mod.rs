@@ -51,6 +51,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub data_dir: PathBuf,
     pub shutdown_grace_ms: u64,
+    /// Largest accepted avatar upload (the image itself), in bytes.
+    pub avatar_max_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +64,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 65_536,
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
+            avatar_max_bytes: 2 * 1024 * 1024,
         }
     }
 }

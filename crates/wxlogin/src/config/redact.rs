@@ -31,6 +31,7 @@ struct ServerView {
     body_limit_bytes: u64,
     data_dir: String,
     shutdown_grace_ms: u64,
+    avatar_max_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -100,6 +101,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             body_limit_bytes: s.server.body_limit_bytes as u64,
             data_dir: s.server.data_dir.display().to_string(),
             shutdown_grace_ms: s.server.shutdown_grace_ms,
+            avatar_max_bytes: s.server.avatar_max_bytes as u64,
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),

@@ -39,6 +39,7 @@ fn defaults() {
     assert_eq!(s.server.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
     assert_eq!(s.server.request_timeout_ms, 10_000);
     assert_eq!(s.server.body_limit_bytes, 65_536);
+    assert_eq!(s.server.avatar_max_bytes, 2_097_152);
     assert_eq!(s.database.max_connections, 10);
     assert!(s.security.sealing_key.is_none());
     assert_eq!(s.tokens.audience, "wxlogin");
@@ -213,6 +214,7 @@ fn ranges_and_urls_are_checked() {
             "[wechat.retry]\nmax_attempts = 0",
             "wechat.retry.max_attempts",
         ),
+        ("[server]\navatar_max_bytes = 0", "server.avatar_max_bytes"),
         (
             "[database]\nmax_connections = 0",
             "database.max_connections",

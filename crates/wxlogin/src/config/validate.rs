@@ -15,6 +15,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     positive("server.request_timeout_ms", s.server.request_timeout_ms)?;
     positive("server.body_limit_bytes", s.server.body_limit_bytes as u64)?;
     positive("server.shutdown_grace_ms", s.server.shutdown_grace_ms)?;
+    positive("server.avatar_max_bytes", s.server.avatar_max_bytes as u64)?;
 
     if let Some(url) = &s.database.url {
         database_url(url)?;

@@ -2,6 +2,7 @@
 //! generated from the handlers.
 
 mod auth;
+mod avatars;
 pub mod extract;
 mod me;
 mod middleware;
@@ -63,6 +64,20 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(wellknown::introspect))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(me::update_me))
+        .routes(without_body_limit(routes!(me::put_avatar)))
+        .routes(routes!(avatars::get_avatar))
+}
+
+/// Lifts the global body limit from a route that applies its own (the avatar upload).
+fn without_body_limit(
+    (schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<AppState>,
+) -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    (
+        schemas,
+        paths,
+        method_router.layer(DefaultBodyLimit::disable()),
+    )
 }
 
 /// The OpenAPI 3.1 document of the API, as served at `/openapi.json`.

@@ -164,4 +164,24 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+
+    /// Sets (`Some`) or clears (`None`) the user's nickname and `updated_at`; `false` if there is
+    /// no such user.
+    async fn set_nickname(
+        &self,
+        user: &UserId,
+        nickname: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the user's avatar file name and `updated_at`, atomically
+    /// returning the name it replaces: `None` if there is no such user (nothing written),
+    /// `Some(previous)` otherwise.
+    async fn replace_avatar(
+        &self,
+        user: &UserId,
+        avatar: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Option<String>>, StoreError>;
+    /// How many users have this avatar file name (content-hash names can be shared).
+    async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError>;
 }

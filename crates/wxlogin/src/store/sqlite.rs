@@ -344,6 +344,57 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         Ok(())
     }
+    async fn set_nickname(
+        &self,
+        user: &UserId,
+        nickname: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET nickname = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.as_str())
+            .bind(nickname)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn replace_avatar(
+        &self,
+        user: &UserId,
+        avatar: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let previous: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT avatar FROM users WHERE id = $1")
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some((previous,)) = previous else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE users SET avatar = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.as_str())
+            .bind(avatar)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(previous))
+    }
+
+    async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE avatar = $1")
+            .bind(avatar)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
 
 async fn insert_refresh_token<'e>(

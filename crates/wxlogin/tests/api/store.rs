@@ -12,6 +12,9 @@ use crate::helpers::DEMO_APPID;
 mod sessions;
 use sessions::*;
 
+mod profile;
+use profile::*;
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -53,6 +56,9 @@ on_both_backends!(
     rotation_is_won_by_exactly_one_caller,
     rotating_an_unknown_token_changes_nothing,
     signing_keys_are_listed_oldest_first,
+    nickname_is_set_and_cleared,
+    avatar_is_replaced_and_the_previous_name_returned,
+    avatar_users_are_counted,
 );
 
 const T0: i64 = 1_700_000_000_000;

@@ -1,0 +1,32 @@
+//! `/v1/avatars/{name}`: uploaded avatars, public and immutable (the name is the content hash).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// An uploaded avatar (the `avatar_url` of a profile). Public, cacheable forever.
+#[utoipa::path(get, path = "/v1/avatars/{name}", tag = "me",
+    params(("name" = String, Path, description = "`<64 hex digits>.<png|jpg|webp>`")),
+    responses(
+        (status = 200, description = "The image (image/png, image/jpeg or image/webp), with `Cache-Control: public, max-age=31536000, immutable`", body = Vec<u8>, content_type = "image/*"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+pub async fn get_avatar(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let (kind, bytes) = crate::profile::read_avatar(&state.settings, &name).await?;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(response)
+}
