@@ -164,4 +164,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+
+    /// The user's identity in `appid` (the most recently used one, should there be several).
+    async fn find_identity_by_user(
+        &self,
+        user: &UserId,
+        appid: &AppId,
+    ) -> Result<Option<Identity>, StoreError>;
 }
