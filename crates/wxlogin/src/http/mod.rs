@@ -6,6 +6,7 @@ pub mod extract;
 mod me;
 mod middleware;
 mod ops;
+mod wechat;
 mod wellknown;
 
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +28,7 @@ use crate::error::ApiError;
         (name = "me", description = "The signed-in user"),
         (name = "discovery", description = "For other services: JWKS, discovery, introspection"),
         (name = "operations", description = "Health and readiness"),
+        (name = "wechat", description = "WeChat session utilities: open data, signatures, the session_key"),
     )
 )]
 struct ApiDoc;
@@ -63,6 +65,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(wellknown::introspect))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(wechat::decrypt))
+        .routes(routes!(wechat::verify_signature))
+        .routes(routes!(wechat::refresh_session, wechat::check_session))
 }
 
 /// The OpenAPI 3.1 document of the API, as served at `/openapi.json`.

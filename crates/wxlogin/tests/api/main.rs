@@ -7,6 +7,7 @@ mod cli;
 mod discovery;
 mod login;
 mod open_data;
+mod open_data_api;
 mod secrets;
 mod service;
 mod sessions;
