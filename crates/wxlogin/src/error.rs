@@ -89,6 +89,30 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "login_blocked", message)
     }
 
+    /// Open data that does not decrypt with the stored session_key: WeChat rotated the key.
+    pub fn stale_session_key() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "stale_session_key",
+            "the data does not decrypt with the stored session_key; call wx.login, \
+             POST /v1/wechat/session with the code, then retry",
+        )
+    }
+
+    /// Decrypted open data stamped for another appid, or too old.
+    pub fn watermark_mismatch(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "watermark_mismatch", message)
+    }
+
+    /// A fresh code that belongs to another WeChat user than the current session.
+    pub fn identity_mismatch() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "identity_mismatch",
+            "this code belongs to another WeChat user than the signed-in one",
+        )
+    }
+
     pub fn unknown_app() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod login;
+pub mod open_data;
 pub mod profile;
 pub mod sessions;
 pub mod signing_keys;

@@ -1,6 +1,7 @@
 //! Login with a `wx.login` code: exchange it with WeChat exactly once, find or create the user, open
 //! a session.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -22,16 +23,22 @@ const CODE_MEMORY_MS: i64 = 5 * 60 * 1000;
 
 type Outcome = Result<LoginResponse, ApiError>;
 
+/// A running exchange whose outcome is `Result<T, ApiError>`.
+type Running<T> = Shared<BoxFuture<'static, Result<T, ApiError>>>;
+
 #[derive(Default)]
 struct Exchanges {
-    in_flight: HashMap<[u8; 32], Shared<BoxFuture<'static, Outcome>>>,
+    /// Each value is a `Running<T>` of the purpose that started it (login, session refresh, ...).
+    in_flight: HashMap<[u8; 32], Box<dyn Any + Send>>,
     /// Codes already exchanged, with the time until which they are remembered.
     used: HashMap<[u8; 32], i64>,
 }
 
 /// Single-flight of code exchanges: concurrent requests with one code share one WeChat call and one
-/// outcome; later duplicates are refused without reaching WeChat. Hand-written rather than a cache
-/// crate because expiry must follow the server's `Clock`.
+/// outcome; later duplicates are refused without reaching WeChat. One instance serves every use of a
+/// `wx.login` code (login, `POST /v1/wechat/session`), so a code is exchanged once whatever it is
+/// presented for. Hand-written rather than a cache crate because expiry must follow the server's
+/// `Clock`.
 #[derive(Clone)]
 pub struct CodeExchanges {
     state: Arc<Mutex<Exchanges>>,
@@ -50,9 +57,17 @@ impl CodeExchanges {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `work` for `key` unless it already ran (→ `invalid_code`) or is running (→ its outcome).
+    /// Runs `work` for `key` unless it already ran (→ `invalid_code`) or is running (→ its outcome;
+    /// `invalid_code` when it runs for another purpose, whose outcome this caller cannot use).
     /// The work is spawned, so a client that disconnects does not abandon a code WeChat consumed.
-    async fn run(&self, key: [u8; 32], work: BoxFuture<'static, Outcome>) -> Outcome {
+    pub(crate) async fn run<T>(
+        &self,
+        key: [u8; 32],
+        work: BoxFuture<'static, Result<T, ApiError>>,
+    ) -> Result<T, ApiError>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
         let shared = {
             let mut exchanges = self.lock();
             let now = self.clock.unix_millis();
@@ -60,7 +75,10 @@ impl CodeExchanges {
                 return Err(ApiError::invalid_code());
             }
             if let Some(running) = exchanges.in_flight.get(&key) {
-                running.clone()
+                running
+                    .downcast_ref::<Running<T>>()
+                    .cloned()
+                    .ok_or_else(ApiError::invalid_code)?
             } else {
                 let this = self.clone();
                 let task = tokio::spawn(
@@ -71,13 +89,14 @@ impl CodeExchanges {
                     }
                     .in_current_span(),
                 );
-                let shared = async move {
-                    task.await
-                        .unwrap_or_else(|e| Err(ApiError::internal(&format!("login task: {e}"))))
+                let shared: Running<T> = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(ApiError::internal(&format!("code exchange task: {e}")))
+                    })
                 }
                 .boxed()
                 .shared();
-                exchanges.in_flight.insert(key, shared.clone());
+                exchanges.in_flight.insert(key, Box::new(shared.clone()));
                 shared
             }
         };
@@ -95,7 +114,8 @@ impl CodeExchanges {
     }
 }
 
-fn exchange_key(appid: &AppId, code: &LoginCode) -> [u8; 32] {
+/// The single-flight key of a code: SHA-256 of the appid and the code.
+pub(crate) fn exchange_key(appid: &AppId, code: &LoginCode) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(appid.as_str().as_bytes());
     hasher.update([0]);

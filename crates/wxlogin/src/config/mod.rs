@@ -129,6 +129,9 @@ pub struct WechatSettings {
     pub timeout_ms: u64,
     pub retry: RetryPolicy,
     pub token_mode: TokenMode,
+    /// The oldest open data (by its watermark timestamp) `POST /v1/wechat/decrypt` accepts, in
+    /// seconds.
+    pub open_data_max_age_secs: u64,
 }
 
 impl Default for WechatSettings {
@@ -140,6 +143,7 @@ impl Default for WechatSettings {
             timeout_ms: client.timeout_ms,
             retry: client.retry,
             token_mode: TokenMode::default(),
+            open_data_max_age_secs: 86_400,
         }
     }
 }

@@ -63,6 +63,7 @@ struct WechatView {
     connect_timeout_ms: u64,
     timeout_ms: u64,
     token_mode: &'static str,
+    open_data_max_age_secs: u64,
     retry: RetryView,
 }
 
@@ -127,6 +128,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                 crate::wechat::TokenMode::Stable => "stable",
                 crate::wechat::TokenMode::Classic => "classic",
             },
+            open_data_max_age_secs: s.wechat.open_data_max_age_secs,
             retry: RetryView {
                 max_attempts: s.wechat.retry.max_attempts,
                 base_delay_ms: s.wechat.retry.base_delay_ms,

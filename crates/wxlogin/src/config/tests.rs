@@ -49,6 +49,7 @@ fn defaults() {
     assert_eq!(s.tokens.algorithm, SigningAlg::Es256);
     assert_eq!(s.wechat.token_mode, TokenMode::Stable);
     assert_eq!(s.wechat.retry.max_attempts, 3);
+    assert_eq!(s.wechat.open_data_max_age_secs, 86_400);
     assert_eq!(s.log.format, LogFormat::Text);
     assert_eq!(s.log.level, "info");
     assert!(s.apps.is_empty() && s.services.is_empty());
@@ -210,6 +211,10 @@ fn ranges_and_urls_are_checked() {
             "server.request_timeout_ms",
         ),
         ("[wechat]\ntimeout_ms = 0", "wechat.timeout_ms"),
+        (
+            "[wechat]\nopen_data_max_age_secs = 0",
+            "wechat.open_data_max_age_secs",
+        ),
         (
             "[wechat.retry]\nmax_attempts = 0",
             "wechat.retry.max_attempts",

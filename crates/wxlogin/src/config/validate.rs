@@ -44,6 +44,10 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     positive("wechat.connect_timeout_ms", s.wechat.connect_timeout_ms)?;
     positive("wechat.timeout_ms", s.wechat.timeout_ms)?;
     positive(
+        "wechat.open_data_max_age_secs",
+        s.wechat.open_data_max_age_secs,
+    )?;
+    positive(
         "wechat.retry.max_attempts",
         s.wechat.retry.max_attempts.into(),
     )?;

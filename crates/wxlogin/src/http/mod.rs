@@ -7,6 +7,7 @@ pub mod extract;
 mod me;
 mod middleware;
 mod ops;
+mod wechat;
 mod wellknown;
 
 use axum::extract::DefaultBodyLimit;
@@ -28,6 +29,7 @@ use crate::error::ApiError;
         (name = "me", description = "The signed-in user"),
         (name = "discovery", description = "For other services: JWKS, discovery, introspection"),
         (name = "operations", description = "Health and readiness"),
+        (name = "wechat", description = "WeChat session utilities: open data, signatures, the session_key"),
     )
 )]
 struct ApiDoc;
@@ -67,6 +69,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(me::update_me))
         .routes(without_body_limit(routes!(me::put_avatar)))
         .routes(routes!(avatars::get_avatar))
+        .routes(routes!(wechat::decrypt))
+        .routes(routes!(wechat::verify_signature))
+        .routes(routes!(wechat::refresh_session, wechat::check_session))
 }
 
 /// Lifts the global body limit from a route that applies its own (the avatar upload).

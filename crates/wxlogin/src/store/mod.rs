@@ -184,4 +184,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Option<String>>, StoreError>;
     /// How many users have this avatar file name (content-hash names can be shared).
     async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError>;
+    /// The user's identity in `appid` (the most recently used one, should there be several).
+    async fn find_identity_by_user(
+        &self,
+        user: &UserId,
+        appid: &AppId,
+    ) -> Result<Option<Identity>, StoreError>;
 }

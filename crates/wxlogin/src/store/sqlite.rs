@@ -395,6 +395,25 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+
+    async fn find_identity_by_user(
+        &self,
+        user: &UserId,
+        appid: &AppId,
+    ) -> Result<Option<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE user_id = $1 AND appid = $2 \
+             ORDER BY updated_at DESC, openid LIMIT 1",
+        )
+        .bind(user.as_str())
+        .bind(appid.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(Identity::try_from)
+        .transpose()
+    }
 }
 
 async fn insert_refresh_token<'e>(

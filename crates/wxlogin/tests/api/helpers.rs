@@ -281,6 +281,11 @@ impl TestApp {
         }
     }
 
+    /// Adds a secret (e.g. a session_key the test learnt) to those checked against the logs on drop.
+    pub fn remember_secret(&self, secret: impl Into<String>) {
+        self.secrets.lock().unwrap().push(secret.into());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

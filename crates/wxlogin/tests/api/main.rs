@@ -7,6 +7,7 @@ mod cli;
 mod discovery;
 mod login;
 mod open_data;
+mod open_data_api;
 mod profile;
 mod secrets;
 mod service;

@@ -59,6 +59,7 @@ on_both_backends!(
     nickname_is_set_and_cleared,
     avatar_is_replaced_and_the_previous_name_returned,
     avatar_users_are_counted,
+    identity_is_found_by_user_and_app,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -273,5 +274,33 @@ async fn identity_login_keeps_or_sets_unionid(store: Arc<dyn Store>) {
     assert_eq!(
         (found.sealed_session_key, found.updated_at),
         (vec![7], T0 + 3)
+    );
+}
+
+async fn identity_is_found_by_user_and_app(store: Arc<dyn Store>) {
+    let erin = given_user(&*store, "erin").await;
+    let frank = given_user(&*store, "frank").await;
+
+    let found = store.find_identity_by_user(&erin, &appid()).await.unwrap();
+    assert_eq!(found, Some(identity(&erin, &openid("erin"))));
+    let found = store.find_identity_by_user(&frank, &appid()).await.unwrap();
+    assert_eq!(found.unwrap().openid, openid("frank"));
+
+    let other_app = AppId::parse("wx0000000000000002").unwrap();
+    let found = store.find_identity_by_user(&erin, &other_app).await;
+    assert_eq!(found.unwrap(), None, "no identity in another app");
+    let found = store.find_identity_by_user(&new_user_id(), &appid()).await;
+    assert_eq!(found.unwrap(), None, "unknown user");
+
+    store
+        .record_identity_login(&appid(), &openid("erin"), None, &[4, 2], T0 + 5)
+        .await
+        .unwrap();
+    let found = store.find_identity_by_user(&erin, &appid()).await;
+    let found = found.unwrap().unwrap();
+    assert_eq!(
+        (found.sealed_session_key, found.updated_at),
+        (vec![4, 2], T0 + 5),
+        "the latest key is read"
     );
 }
