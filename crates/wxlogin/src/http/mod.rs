@@ -4,6 +4,7 @@
 mod auth;
 mod avatars;
 pub mod extract;
+mod internal;
 mod me;
 mod middleware;
 mod ops;
@@ -29,6 +30,7 @@ use crate::error::ApiError;
         (name = "me", description = "The signed-in user"),
         (name = "discovery", description = "For other services: JWKS, discovery, introspection"),
         (name = "operations", description = "Health and readiness"),
+        (name = "internal", description = "For backend services: WeChat access tokens, users"),
         (name = "wechat", description = "WeChat session utilities: open data, signatures, the session_key"),
     )
 )]
@@ -72,6 +74,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(wechat::decrypt))
         .routes(routes!(wechat::verify_signature))
         .routes(routes!(wechat::refresh_session, wechat::check_session))
+        .routes(routes!(internal::get_access_token))
+        .routes(routes!(internal::invalidate_access_token))
+        .routes(routes!(internal::get_user))
 }
 
 /// Lifts the global body limit from a route that applies its own (the avatar upload).

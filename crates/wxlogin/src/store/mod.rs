@@ -190,4 +190,6 @@ pub trait Store: Send + Sync + 'static {
         user: &UserId,
         appid: &AppId,
     ) -> Result<Option<Identity>, StoreError>;
+    /// Every WeChat identity of the user, by appid then openid.
+    async fn list_identities_of_user(&self, user: &UserId) -> Result<Vec<Identity>, StoreError>;
 }

@@ -373,6 +373,20 @@ impl Store for PostgresStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn list_identities_of_user(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE user_id = $1 ORDER BY appid, openid",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(Identity::try_from)
+        .collect()
+    }
+
     async fn find_identity_by_user(
         &self,
         user: &UserId,

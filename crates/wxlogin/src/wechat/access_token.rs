@@ -83,26 +83,34 @@ impl AccessTokens {
             .ok_or_else(|| WechatError::from_errcode(40013, "invalid appid"))
     }
 
-    fn fresh(&self, app: &AppTokens) -> Option<AccessToken> {
+    fn fresh(&self, app: &AppTokens) -> Option<(AccessToken, i64)> {
         let margin_ms = i64::try_from(REFRESH_MARGIN.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock.unix_millis();
         let cached = app.cached.lock().unwrap_or_else(|p| p.into_inner());
         cached
             .as_ref()
             .filter(|c| c.expires_at_ms - margin_ms > now)
-            .map(|c| c.token.clone())
+            .map(|c| (c.token.clone(), c.expires_at_ms))
     }
 
     /// A usable token for the app: the cached one, or one fetched by a single caller while the
     /// others wait for it.
     pub async fn get(&self, appid: &AppId) -> Result<AccessToken, WechatError> {
+        self.get_with_expiry(appid).await.map(|(token, _)| token)
+    }
+
+    /// As `get`, with how long the token has left.
+    pub async fn get_with_expiry(
+        &self,
+        appid: &AppId,
+    ) -> Result<(AccessToken, Duration), WechatError> {
         let app = self.app(appid)?;
-        if let Some(token) = self.fresh(app) {
-            return Ok(token);
+        if let Some(fresh) = self.fresh(app) {
+            return Ok(self.with_remaining(fresh));
         }
         let _guard = app.refresh.lock().await;
-        if let Some(token) = self.fresh(app) {
-            return Ok(token);
+        if let Some(fresh) = self.fresh(app) {
+            return Ok(self.with_remaining(fresh));
         }
         let issued = match self.mode {
             TokenMode::Stable => {
@@ -120,7 +128,15 @@ impl AccessTokens {
             expires_at_ms,
         });
         tracing::info!(appid = %appid, expires_in_s = issued.expires_in.as_secs(), "fetched a WeChat access token");
-        Ok(issued.token)
+        Ok((issued.token, issued.expires_in))
+    }
+
+    fn with_remaining(
+        &self,
+        (token, expires_at_ms): (AccessToken, i64),
+    ) -> (AccessToken, Duration) {
+        let left = (expires_at_ms - self.clock.unix_millis()).max(0);
+        (token, Duration::from_millis(left.unsigned_abs()))
     }
 
     /// Forgets `rejected` if it is still the cached token; a token someone else already replaced is

@@ -95,6 +95,10 @@ async fn the_session_key_is_sealed_at_rest_and_replaced_on_every_login() {
 async fn fifty_concurrent_logins_with_one_code_make_one_wechat_call_and_one_user() {
     let app = TestApp::spawn().await;
     let code = app.code_for("dave");
+    // WeChat answers slowly, so all fifty are in flight together (a later one gets invalid_code).
+    app.wx
+        .fault(json!({"api": "jscode2session", "latency_ms": 300, "times": 1}))
+        .await;
     let responses = futures::future::join_all((0..50).map(|_| {
         app.post_json(
             "/v1/auth/wechat/login",

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod discovery;
+mod internal;
 mod login;
 mod open_data;
 mod open_data_api;

@@ -317,6 +317,10 @@ async fn concurrent_session_requests_with_one_code_share_one_exchange() {
     let code = app.code_for("ken");
     app.remember_secret(app.wx.mock().session_key(DEMO_APPID, "ken").unwrap());
     let before = app.wx.calls("jscode2session").await;
+    // WeChat answers slowly, so all five are in flight together (a later one gets invalid_code).
+    app.wx
+        .fault(json!({"api": "jscode2session", "latency_ms": 300, "times": 1}))
+        .await;
     let responses = futures::future::join_all(
         (0..5).map(|_| post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code }))),
     )

@@ -60,6 +60,7 @@ on_both_backends!(
     avatar_is_replaced_and_the_previous_name_returned,
     avatar_users_are_counted,
     identity_is_found_by_user_and_app,
+    identities_of_a_user_are_listed,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -302,5 +303,19 @@ async fn identity_is_found_by_user_and_app(store: Arc<dyn Store>) {
         (found.sealed_session_key, found.updated_at),
         (vec![4, 2], T0 + 5),
         "the latest key is read"
+    );
+}
+
+async fn identities_of_a_user_are_listed(store: Arc<dyn Store>) {
+    let gina = given_user(&*store, "gina").await;
+    given_user(&*store, "hank").await;
+    let listed = store.list_identities_of_user(&gina).await.unwrap();
+    assert_eq!(listed, vec![identity(&gina, &openid("gina"))]);
+    assert!(
+        store
+            .list_identities_of_user(&new_user_id())
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
