@@ -13,6 +13,32 @@ fn wxlogin() -> Command {
     command
 }
 
+/// Polls `url` until it answers 200 (five seconds at most) and returns that answer.
+async fn wait_until_up(url: &str) -> reqwest::Response {
+    for _ in 0..200 {
+        if let Ok(response) = reqwest::get(url).await
+            && response.status() == 200
+        {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// Sends SIGTERM, as a service manager would, and waits for the process to exit.
+async fn stop_with_sigterm(mut child: std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 struct Config {
     dir: tempfile::TempDir,
     path: std::path::PathBuf,
@@ -142,7 +168,7 @@ async fn serve_runs_against_a_simulator_with_allow_mock_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let config = config(&wx.handle.base_url(), &format!("127.0.0.1:{port}"), true);
-    let mut child = wxlogin()
+    let child = wxlogin()
         .args(["serve", "--allow-mock", "--config"])
         .arg(&config.path)
         .stdout(Stdio::null())
@@ -150,18 +176,7 @@ async fn serve_runs_against_a_simulator_with_allow_mock_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready, "the server came up");
+    wait_until_up(&format!("{base}/readyz")).await;
     let code = wx.mock().mint_login_code(DEMO_APPID, "oscar").unwrap().code;
     let login = reqwest::Client::new()
         .post(format!("{base}/v1/auth/wechat/login"))
@@ -170,15 +185,7 @@ async fn serve_runs_against_a_simulator_with_allow_mock_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = stop_with_sigterm(child).await;
     assert!(status.success(), "a clean exit after SIGTERM: {status}");
 }
 
@@ -189,22 +196,18 @@ async fn mock_wechat_serves_the_simulator_on_the_given_address() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = wxlogin()
+    let child = wxlogin()
         .args(["mock-wechat", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let mut stats = None;
-    for _ in 0..200 {
-        if let Ok(response) = reqwest::get(format!("{base}/__mock/stats")).await {
-            stats = Some(response.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let stats = stats.expect("the simulator came up");
+    let stats: serde_json::Value = wait_until_up(&format!("{base}/__mock/stats"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stats["calls"]["jscode2session"], 0);
     let unknown: serde_json::Value = reqwest::get(format!("{base}/sns/jsCode2Session"))
         .await
@@ -213,13 +216,6 @@ async fn mock_wechat_serves_the_simulator_on_the_given_address() {
         .await
         .unwrap();
     assert_eq!(unknown["errcode"], 40066);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = stop_with_sigterm(child).await;
     assert!(status.success(), "{status}");
 }
