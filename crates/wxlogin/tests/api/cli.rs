@@ -144,11 +144,16 @@ fn serve_refuses_a_simulator_without_allow_mock_and_a_missing_sealing_key() {
 }
 
 #[test]
-fn migrate_creates_the_database() {
+fn migrate_creates_the_database_and_its_directory() {
     let config = config("https://api.weixin.qq.com", "127.0.0.1:0", true);
+    let db = config.dir.path().join("nested/dir/wxlogin.db");
     let output = wxlogin()
         .args(["migrate", "--config"])
         .arg(&config.path)
+        .env(
+            "WXLOGIN_DATABASE__URL",
+            format!("sqlite://{}", db.display()),
+        )
         .output()
         .unwrap();
     assert!(
@@ -156,7 +161,7 @@ fn migrate_creates_the_database() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(config.dir.path().join("wxlogin.db").exists());
+    assert!(db.exists());
 }
 
 #[tokio::test]
