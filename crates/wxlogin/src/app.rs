@@ -181,6 +181,13 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_millis(self.state.settings.server.shutdown_grace_ms);
+        let refresher = self
+            .state
+            .wechat_tokens
+            .spawn_refresher(Duration::from_millis(
+                self.state.settings.wechat.token_refresh_check_ms,
+            ));
+        let _stop_refresher = AbortOnDrop(refresher);
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
@@ -198,5 +205,14 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -132,6 +132,9 @@ pub struct WechatSettings {
     /// The oldest open data (by its watermark timestamp) `POST /v1/wechat/decrypt` accepts, in
     /// seconds.
     pub open_data_max_age_secs: u64,
+    /// How often, in milliseconds, the background refresher looks for access tokens near their
+    /// end (it renews them in their last 5 minutes, before any request has to wait).
+    pub token_refresh_check_ms: u64,
 }
 
 impl Default for WechatSettings {
@@ -144,6 +147,7 @@ impl Default for WechatSettings {
             retry: client.retry,
             token_mode: TokenMode::default(),
             open_data_max_age_secs: 86_400,
+            token_refresh_check_ms: 15_000,
         }
     }
 }

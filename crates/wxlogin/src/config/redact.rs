@@ -64,6 +64,7 @@ struct WechatView {
     timeout_ms: u64,
     token_mode: &'static str,
     open_data_max_age_secs: u64,
+    token_refresh_check_ms: u64,
     retry: RetryView,
 }
 
@@ -129,6 +130,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                 crate::wechat::TokenMode::Classic => "classic",
             },
             open_data_max_age_secs: s.wechat.open_data_max_age_secs,
+            token_refresh_check_ms: s.wechat.token_refresh_check_ms,
             retry: RetryView {
                 max_attempts: s.wechat.retry.max_attempts,
                 base_delay_ms: s.wechat.retry.base_delay_ms,

@@ -50,6 +50,7 @@ fn defaults() {
     assert_eq!(s.wechat.token_mode, TokenMode::Stable);
     assert_eq!(s.wechat.retry.max_attempts, 3);
     assert_eq!(s.wechat.open_data_max_age_secs, 86_400);
+    assert_eq!(s.wechat.token_refresh_check_ms, 15_000);
     assert_eq!(s.log.format, LogFormat::Text);
     assert_eq!(s.log.level, "info");
     assert!(s.apps.is_empty() && s.services.is_empty());

@@ -48,6 +48,10 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         s.wechat.open_data_max_age_secs,
     )?;
     positive(
+        "wechat.token_refresh_check_ms",
+        s.wechat.token_refresh_check_ms,
+    )?;
+    positive(
         "wechat.retry.max_attempts",
         s.wechat.retry.max_attempts.into(),
     )?;

@@ -24,8 +24,12 @@ pub enum TokenMode {
     Classic,
 }
 
-/// Tokens are refreshed when less than this is left: WeChat's own overlap window.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// The background refresher renews a token when less than this is left: WeChat's own overlap
+/// window, in which stable_token hands out the next token while the current one still works.
+const PROACTIVE_MARGIN: Duration = Duration::from_secs(300);
+/// A request fetches a token itself only when less than this is left (the refresher was late or is
+/// not running); until then the cached token, still valid, is served without waiting.
+const ON_DEMAND_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Cached {
@@ -84,7 +88,11 @@ impl AccessTokens {
     }
 
     fn fresh(&self, app: &AppTokens) -> Option<(AccessToken, i64)> {
-        let margin_ms = i64::try_from(REFRESH_MARGIN.as_millis()).unwrap_or(i64::MAX);
+        self.cached_with_margin(app, ON_DEMAND_MARGIN)
+    }
+
+    fn cached_with_margin(&self, app: &AppTokens, margin: Duration) -> Option<(AccessToken, i64)> {
+        let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock.unix_millis();
         let cached = app.cached.lock().unwrap_or_else(|p| p.into_inner());
         cached
@@ -112,6 +120,15 @@ impl AccessTokens {
         if let Some(fresh) = self.fresh(app) {
             return Ok(self.with_remaining(fresh));
         }
+        self.fetch(appid, app).await
+    }
+
+    /// Fetches and caches a new token. The caller holds the app's refresh lock.
+    async fn fetch(
+        &self,
+        appid: &AppId,
+        app: &AppTokens,
+    ) -> Result<(AccessToken, Duration), WechatError> {
         let issued = match self.mode {
             TokenMode::Stable => {
                 self.client
@@ -129,6 +146,48 @@ impl AccessTokens {
         });
         tracing::info!(appid = %appid, expires_in_s = issued.expires_in.as_secs(), "fetched a WeChat access token");
         Ok((issued.token, issued.expires_in))
+    }
+
+    /// Renews every cached token that is in its last 5 minutes, one app after the other, under the
+    /// same single-flight lock as requests. Tokens nobody asked for yet are not fetched. Returns how
+    /// many were renewed; failures are logged and retried at the next check (the old token still
+    /// works, and requests fall back to fetching themselves near the very end).
+    pub async fn refresh_due(&self) -> usize {
+        let mut renewed = 0;
+        for (appid, app) in self.apps.iter() {
+            let due = app
+                .cached
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+                && self.cached_with_margin(app, PROACTIVE_MARGIN).is_none();
+            if !due {
+                continue;
+            }
+            let _guard = app.refresh.lock().await;
+            if self.cached_with_margin(app, PROACTIVE_MARGIN).is_some() {
+                continue; // a request renewed it meanwhile
+            }
+            match self.fetch(appid, app).await {
+                Ok(_) => renewed += 1,
+                Err(e) => {
+                    tracing::warn!(appid = %appid, error = %e, "proactive access-token refresh failed; will retry");
+                }
+            }
+        }
+        renewed
+    }
+
+    /// Runs `refresh_due` every `every` until the returned handle is aborted or dropped with the
+    /// runtime.
+    pub fn spawn_refresher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let tokens = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                tokens.refresh_due().await;
+            }
+        })
     }
 
     fn with_remaining(

@@ -244,13 +244,28 @@ async fn stable_tokens_are_cached_and_fetched_once_by_concurrent_callers() {
     let first = fetched[0].as_ref().unwrap().clone();
     assert!(fetched.iter().all(|t| t.as_ref().unwrap() == &first));
     assert_eq!(wx.calls("stable_token").await, 1);
-    // Renewed only inside the last five minutes of its life.
+    // The background refresher renews it only inside the last five minutes of its life (when
+    // stable_token hands out the next one); requests keep the cached token until its last minute.
     wx.clock.advance(Duration::from_secs(7200 - 301));
+    assert_eq!(tokens.refresh_due().await, 0);
     assert_eq!(tokens.get(&appid).await.unwrap(), first);
     wx.clock.advance(Duration::from_secs(2));
+    assert_eq!(tokens.get(&appid).await.unwrap(), first);
+    assert_eq!(wx.calls("stable_token").await, 1);
+    assert_eq!(tokens.refresh_due().await, 1);
     let renewed = tokens.get(&appid).await.unwrap();
     assert_ne!(renewed, first);
     assert_eq!(wx.calls("stable_token").await, 2);
+    assert_eq!(
+        tokens.refresh_due().await,
+        0,
+        "nothing is due right after a renewal"
+    );
+    // Without the refresher, a request renews the token itself in its last minute.
+    wx.clock.advance(Duration::from_secs(7200 - 59));
+    let on_demand = tokens.get(&appid).await.unwrap();
+    assert_ne!(on_demand, renewed);
+    assert_eq!(wx.calls("stable_token").await, 3);
     let stranger = AppId::parse("wx00000000000000ff").unwrap();
     assert_eq!(
         api_err(&tokens.get(&stranger).await.unwrap_err()),
