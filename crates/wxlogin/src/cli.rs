@@ -1,4 +1,4 @@
-//! The command line: `wxlogin dev | serve | migrate | config check | mock-wechat`.
+//! The command line: `wxlogin dev | serve | migrate | users import | config check | mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,11 @@ pub enum Command {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// User administration.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -50,6 +55,19 @@ pub enum Command {
         /// TOML file with `[[apps]]`; without it, the demo app wx0000000000000001.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create users from a CSV of phone numbers (for apps with `registration = "closed"`): one
+    /// number per row, `13800138000`, `+852 61234567` or `country_code,number`. Every row is
+    /// checked first; a bad row refuses the whole file. Numbers that already have a user are kept.
+    Import {
+        #[arg(long, short, env = "WXLOGIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The CSV file (`-` for standard input).
+        file: PathBuf,
     },
 }
 
@@ -113,6 +131,13 @@ async fn run(command: Command) -> Result<(), String> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Users {
+            command: UsersCommand::Import { config, file },
+        } => {
+            let settings = load(config.as_deref())?;
+            crate::telemetry::init(&settings.log);
+            import_users(&settings, &file).await
+        }
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),
@@ -131,6 +156,27 @@ fn config_check(config: Option<&Path>, allow_mock: bool) -> Result<(), String> {
         .check_for_production(allow_mock)
         .map_err(|e| e.to_string())?;
     println!("# ok: this configuration can `serve`");
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+    };
+    let store = crate::app::open_store(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let report = crate::import::import_phones(store.as_ref(), &text, &crate::clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
+        report.created, report.existing, report.duplicates
+    );
     Ok(())
 }
 

@@ -25,6 +25,19 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// With `phone_required` and `registration_closed`: the ticket that finishes the registration.
+    pub login_ticket: Option<LoginTicketText>,
+}
+
+/// A login ticket as handed to the client (`wxt_...`). Never in logs: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LoginTicketText(pub String);
+
+impl std::fmt::Debug for LoginTicketText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginTicketText([redacted])")
+    }
 }
 
 /// The error body of every endpoint.
@@ -36,6 +49,10 @@ pub struct ErrorBody {
     pub message: String,
     /// The `x-request-id` of this request, also in the server log.
     pub request_id: String,
+    /// Only with `phone_required` and `registration_closed`: pass it with a phone code to
+    /// `POST /v1/auth/wechat/register` (valid 5 minutes, single use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_ticket: Option<String>,
 }
 
 impl ApiError {
@@ -45,6 +62,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            login_ticket: None,
         }
     }
 
@@ -110,6 +128,59 @@ impl ApiError {
             StatusCode::CONFLICT,
             "identity_mismatch",
             "this code belongs to another WeChat user than the signed-in one",
+        )
+    }
+
+    /// A WeChat identity that already belongs to one user, met with a unionid that links to
+    /// another (or a unionid that changed): never merged, the operator decides.
+    pub fn identity_conflict() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "identity_conflict",
+            "this WeChat account is linked to two different users; contact the app's support",
+        )
+    }
+
+    /// The phone number is bound to another account (never merged silently).
+    pub fn phone_in_use() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "phone_in_use",
+            "this phone number is bound to another account",
+        )
+    }
+
+    /// `phone_required`: a new user must give a phone number (with the ticket, without a second
+    /// `wx.login`).
+    pub fn phone_required(ticket: LoginTicketText) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "phone_required",
+            "new users of this app sign up with their phone number: send `login_ticket` and a \
+             getPhoneNumber code to POST /v1/auth/wechat/register",
+        );
+        e.login_ticket = Some(ticket);
+        e
+    }
+
+    /// `registration_closed`: only existing users are admitted. With a ticket, an existing user
+    /// can still be found by the phone number (`POST /v1/auth/wechat/register`).
+    pub fn registration_closed(ticket: Option<LoginTicketText>) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "registration_closed",
+            "this app admits existing users only; no account matches this WeChat user or phone",
+        );
+        e.login_ticket = ticket;
+        e
+    }
+
+    /// A login ticket that is unknown, expired or already used.
+    pub fn invalid_ticket() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_ticket",
+            "the login ticket is unknown, expired or already used; call wx.login and log in again",
         )
     }
 
@@ -238,6 +309,7 @@ impl IntoResponse for ApiError {
             error: self.code.to_owned(),
             message: self.message,
             request_id: current_request_id(),
+            login_ticket: self.login_ticket.map(|t| t.0),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

@@ -119,6 +119,8 @@ pub async fn refresh_session_key(
                 tracing::warn!(user = %identity.user_id, appid = %appid, "a session code of another WeChat user");
                 return Err(ApiError::identity_mismatch());
             }
+            crate::login::check_unionid_backfill(&state, &identity, session.unionid.as_ref())
+                .await?;
             let sealed = state.sealing.seal(
                 &session.session_key,
                 appid.as_str(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::domain::{AppId, SessionId, UserId};
+use crate::domain::{AppId, Phone, SessionId, UserId};
 use crate::error::ApiError;
 use crate::store::{RefreshToken, Session, User};
 use crate::tokens::{generate_refresh_token, hash_refresh_token};
@@ -44,6 +44,15 @@ pub struct PhoneView {
     pub country_code: String,
 }
 
+impl PhoneView {
+    pub fn of(phone: &Phone) -> Self {
+        Self {
+            masked: phone.masked(),
+            country_code: phone.country_code().to_owned(),
+        }
+    }
+}
+
 fn secs_until(now_ms: i64, until_ms: i64) -> u64 {
     u64::try_from((until_ms - now_ms).max(0) / 1000).unwrap_or(0)
 }
@@ -54,7 +63,7 @@ fn login_user(state: &AppState, user: &User, is_new: bool) -> LoginUser {
         is_new,
         nickname: user.nickname.clone(),
         avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
-        phone: None,
+        phone: user.phone.as_ref().map(PhoneView::of),
     }
 }
 

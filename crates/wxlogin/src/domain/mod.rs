@@ -1,7 +1,9 @@
 //! Newtypes that validate on construction. Nothing behind a handler sees a raw `String` id or secret.
 
 mod ids;
+mod phone;
 mod secret;
 
 pub use ids::{AppId, InvalidId, LoginCode, OpenId, PhoneCode, SessionId, UnionId, UserId};
+pub use phone::{InvalidPhone, Phone};
 pub use secret::{AccessToken, AppSecret, InvalidSecret, ServiceSecret, SessionKey};

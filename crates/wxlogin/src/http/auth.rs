@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::{AppJson, AuthUser, optional_json};
 use crate::app::AppState;
-use crate::domain::{AppId, LoginCode};
+use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorBody};
 use crate::sessions::LoginResponse;
 
@@ -43,9 +43,10 @@ fn resolve_appid(state: &AppState, appid: Option<String>) -> Result<AppId, ApiEr
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "`invalid_request`, `invalid_code`", body = ErrorBody),
-        (status = 403, description = "`login_blocked`", body = ErrorBody),
+        (status = 400, description = "`invalid_request`, `invalid_code` (the login or the phone code)", body = ErrorBody),
+        (status = 403, description = "`login_blocked`; `phone_required` or `registration_closed`, with a `login_ticket` for `POST /v1/auth/wechat/register`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 409, description = "`phone_in_use`, `identity_conflict`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
@@ -57,12 +58,44 @@ pub async fn login_with_wechat(
     let code = LoginCode::parse(request.code)
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
     let appid = resolve_appid(&state, request.appid)?;
-    if request.phone_code.is_some() {
-        return Err(ApiError::invalid_request(
-            "`phone_code` is not supported by this server version; bind the phone after login",
-        ));
-    }
-    crate::login::login_with_wechat(&state, appid, code)
+    let phone_code = request.phone_code.map(parse_phone_code).transpose()?;
+    crate::login::login_with_wechat(&state, appid, code, phone_code)
+        .await
+        .map(axum::Json)
+}
+
+fn parse_phone_code(text: String) -> Result<PhoneCode, ApiError> {
+    PhoneCode::parse(text)
+        .map_err(|e| ApiError::invalid_request(format!("`phone_code` is invalid: {e}")))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The `login_ticket` of the 403 `phone_required` (or `registration_closed`) answer.
+    pub login_ticket: String,
+    /// A code from the getPhoneNumber button.
+    pub phone_code: String,
+}
+
+/// Finish a sign-up that the registration policy refused, with the phone number, without a second
+/// `wx.login`.
+#[utoipa::path(post, path = "/v1/auth/wechat/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 200, description = "Registered (or, under `closed`, linked) and logged in", body = LoginResponse),
+        (status = 400, description = "`invalid_request`, `invalid_ticket` (unknown, expired or used: log in again), `invalid_code` (the phone code)", body = ErrorBody),
+        (status = 403, description = "`registration_closed` (no user has this phone number), `login_blocked`", body = ErrorBody),
+        (status = 409, description = "`phone_in_use`, `identity_conflict`", body = ErrorBody),
+        (status = 502, description = "`wechat_error`", body = ErrorBody),
+        (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<RegisterRequest>,
+) -> Result<axum::Json<LoginResponse>, ApiError> {
+    let phone_code = parse_phone_code(request.phone_code)?;
+    crate::login::register(&state, &request.login_ticket, &phone_code)
         .await
         .map(axum::Json)
 }

@@ -92,14 +92,25 @@ pub struct IdentityView {
     pub unionid: Option<String>,
 }
 
+/// A bound phone number in full.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FullPhone {
+    /// `+8613800138000`
+    pub e164: String,
+    /// `86`
+    pub country_code: String,
+    /// The national number, digits only: `13800138000`.
+    pub number: String,
+}
+
 /// A user as internal services see it: with its WeChat identities.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InternalUser {
     pub id: String,
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
-    /// The full phone number (E.164), once phone binding exists; never shown to the mini program.
-    pub phone: Option<String>,
+    /// The full phone number; never shown to the mini program (it sees it masked).
+    pub phone: Option<FullPhone>,
     pub banned: bool,
     pub identities: Vec<IdentityView>,
 }
@@ -129,7 +140,11 @@ pub async fn get_user(
         id: user.id.as_str().to_owned(),
         avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         nickname: user.nickname,
-        phone: None,
+        phone: user.phone.as_ref().map(|p| FullPhone {
+            e164: p.e164(),
+            country_code: p.country_code().to_owned(),
+            number: p.number().to_owned(),
+        }),
         banned: user.banned_at.is_some(),
         identities: identities
             .into_iter()

@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::extract::{AppJson, AuthUser};
 use crate::app::AppState;
+use crate::domain::PhoneCode;
 use crate::error::{ApiError, ErrorBody};
+use crate::phone::PhoneSource;
 use crate::sessions::PhoneView;
 use crate::store::User;
 
@@ -31,8 +33,8 @@ fn me_response(state: &AppState, user: User) -> MeResponse {
     MeResponse {
         id: user.id.as_str().to_owned(),
         avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
+        phone: user.phone.as_ref().map(PhoneView::of),
         nickname: user.nickname,
-        phone: None,
         created_at: humantime::format_rfc3339_seconds(created).to_string(),
     }
 }
@@ -67,8 +69,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// Update the signed-in user's profile (the nickname).
-#[utoipa::path(patch, path = "/v1/me", tag = "me",
+/// Update the signed-in user's profile (the nickname). `PUT` does the same, for `wx.request`, which
+/// cannot send `PATCH`.
+#[utoipa::path(method(patch, put), path = "/v1/me", tag = "me",
     security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses(
@@ -111,8 +114,8 @@ fn multipart_error(e: &MultipartError, max: usize) -> ApiError {
     }
 }
 
-/// Upload the signed-in user's avatar.
-#[utoipa::path(put, path = "/v1/me/avatar", tag = "me",
+/// Upload the signed-in user's avatar. `POST` does the same, for `wx.uploadFile`, which only posts.
+#[utoipa::path(method(put, post), path = "/v1/me/avatar", tag = "me",
     security(("bearer" = [])),
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
@@ -183,5 +186,60 @@ pub async fn put_avatar(
         ApiError::invalid_request("`file` is required: a multipart field holding the image")
     })?;
     let updated = crate::profile::set_avatar(&state, &user.user_id, &file).await?;
+    Ok(axum::Json(me_response(&state, updated)))
+}
+
+/// `POST /v1/me/phone`: a getPhoneNumber code (preferred) or legacy encrypted phone data.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindPhoneRequest {
+    /// A code from the getPhoneNumber button (`e.detail.code`).
+    pub code: Option<String>,
+    /// Legacy: `e.detail.encryptedData`, decrypted with the stored session_key.
+    pub encrypted_data: Option<String>,
+    /// Legacy: `e.detail.iv`.
+    pub iv: Option<String>,
+}
+
+/// Bind a phone number to the signed-in user (WeChat's verified number, never typed in).
+#[utoipa::path(post, path = "/v1/me/phone", tag = "me",
+    security(("bearer" = [])),
+    request_body = BindPhoneRequest,
+    responses(
+        (status = 200, description = "The profile with the masked `phone`", body = MeResponse),
+        (status = 400, description = "`invalid_request` (names the field), `invalid_code` (the phone code), `watermark_mismatch`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 409, description = "`phone_in_use`: bound to another account", body = ErrorBody),
+        (status = 422, description = "`stale_session_key` (legacy data): call wx.login, POST /v1/wechat/session, retry", body = ErrorBody),
+        (status = 502, description = "`wechat_error`", body = ErrorBody),
+        (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
+    ))]
+pub async fn bind_phone(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(request): AppJson<BindPhoneRequest>,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    let source = match (request.code, request.encrypted_data, request.iv) {
+        (Some(code), None, None) => PhoneSource::Code(
+            PhoneCode::parse(code)
+                .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?,
+        ),
+        (None, Some(encrypted_data), Some(iv)) => PhoneSource::Encrypted { encrypted_data, iv },
+        (None, Some(_), None) => return Err(ApiError::invalid_request("`iv` is required")),
+        (None, None, Some(_)) => {
+            return Err(ApiError::invalid_request("`encrypted_data` is required"));
+        }
+        (None, None, None) => {
+            return Err(ApiError::invalid_request(
+                "`code` (from getPhoneNumber) or `encrypted_data` and `iv` are required",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(ApiError::invalid_request(
+                "send either `code` or `encrypted_data` and `iv`, not both",
+            ));
+        }
+    };
+    let updated = crate::phone::bind_for_user(&state, &user.user_id, &user.appid, source).await?;
     Ok(axum::Json(me_response(&state, updated)))
 }

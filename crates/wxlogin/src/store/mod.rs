@@ -10,7 +10,7 @@ mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// A wxlogin user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub struct User {
     pub updated_at: i64,
     /// Set when an operator banned the user: tokens stop working at once.
     pub banned_at: Option<i64>,
+    /// The bound phone number; one user per number.
+    pub phone: Option<Phone>,
 }
 
 /// A WeChat identity: one openid of one app, linked to a user.
@@ -84,6 +86,20 @@ pub struct SigningKey {
     pub created_at: i64,
     /// After this, the key no longer signs; it stays in the JWKS until its tokens have expired.
     pub retired_at: Option<i64>,
+}
+
+/// A WeChat identity waiting for its registration to complete (`phone_required`, `closed`): what
+/// the login proved, kept a few minutes under the SHA-256 of the ticket handed to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginTicket {
+    pub hash: Vec<u8>,
+    pub appid: AppId,
+    pub openid: OpenId,
+    pub unionid: Option<UnionId>,
+    /// The login's session_key, sealed as an identity's is.
+    pub sealed_session_key: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// Storage failures. The text never carries SQL or values; the cause is logged where it happens.
@@ -192,4 +208,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Identity>, StoreError>;
     /// Every WeChat identity of the user, by appid then openid.
     async fn list_identities_of_user(&self, user: &UserId) -> Result<Vec<Identity>, StoreError>;
+
+    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError>;
+    /// Binds (`Some`) or unbinds (`None`) the user's phone and sets `updated_at`. `Conflict`, with
+    /// nothing written, when another user has the number; `false` if there is no such user.
+    async fn set_user_phone(
+        &self,
+        user: &UserId,
+        phone: Option<&Phone>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Creates a user without a WeChat identity (an operator's import). `Conflict` when the id or
+    /// the phone number exists.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Adds a WeChat identity to an existing user. `Conflict` when the (appid, openid) exists.
+    async fn link_identity(&self, identity: &Identity) -> Result<(), StoreError>;
+    /// The distinct users with an identity of this unionid (more than one is a conflict to refuse).
+    async fn find_users_by_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError>;
+
+    async fn insert_login_ticket(&self, ticket: &LoginTicket) -> Result<(), StoreError>;
+    /// Removes the ticket and returns it if it has not expired at `now` (single use: of concurrent
+    /// takers, one gets it). Expired tickets are purged on the way.
+    async fn take_login_ticket(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<LoginTicket>, StoreError>;
 }

@@ -8,11 +8,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres};
 
 use super::rows::{
-    IdentityRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow, UserRow, db_error,
-    migrate_error,
+    IdentityRow, LoginTicketRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow,
+    UserRow, db_error, migrate_error,
 };
-use super::{Identity, RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User};
-use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+use super::{
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError,
+    User,
+};
+use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -57,8 +60,14 @@ impl PostgresStore {
     }
 }
 
-const INSERT_USER: &str = "INSERT INTO users (id, nickname, avatar, created_at, updated_at, banned_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_USER: &str = "INSERT INTO users \
+     (id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number, \
+      phone_bound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const USER_COLUMNS: &str =
+    "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
+const INSERT_LOGIN_TICKET: &str = "INSERT INTO login_tickets \
+     (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const INSERT_IDENTITY: &str = "INSERT INTO wechat_identities \
      (appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -105,28 +114,9 @@ impl Store for PostgresStore {
         identity: &Identity,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(INSERT_USER)
-            .bind(user.id.as_str())
-            .bind(user.nickname.as_deref())
-            .bind(user.avatar.as_deref())
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .bind(user.banned_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        insert_user(&mut *tx, user).await?;
         // On a conflict the transaction is dropped here, which rolls the user back too.
-        sqlx::query(INSERT_IDENTITY)
-            .bind(identity.appid.as_str())
-            .bind(identity.openid.as_str())
-            .bind(identity.unionid.as_ref().map(UnionId::as_str))
-            .bind(identity.user_id.as_str())
-            .bind(identity.sealed_session_key.as_slice())
-            .bind(identity.created_at)
-            .bind(identity.updated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        insert_identity(&mut *tx, identity).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -156,15 +146,13 @@ impl Store for PostgresStore {
     }
 
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, UserRow>(
-            "SELECT id, nickname, avatar, created_at, updated_at, banned_at FROM users WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .map(User::try_from)
-        .transpose()
+        sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(User::try_from)
+            .transpose()
     }
 
     async fn set_user_banned(
@@ -405,6 +393,99 @@ impl Store for PostgresStore {
         .map(Identity::try_from)
         .transpose()
     }
+
+    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE phone_country_code = $1 AND phone_number = $2"
+        ))
+        .bind(phone.country_code())
+        .bind(phone.number())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn set_user_phone(
+        &self,
+        user: &UserId,
+        phone: Option<&Phone>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET phone_country_code = $2, phone_number = $3, \
+             phone_bound_at = CASE WHEN $3 IS NULL THEN NULL ELSE $4 END, updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(user.as_str())
+        .bind(phone.map(Phone::country_code))
+        .bind(phone.map(Phone::number))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        insert_user(&self.pool, user).await
+    }
+
+    async fn link_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+        insert_identity(&self.pool, identity).await
+    }
+
+    async fn find_users_by_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT user_id FROM wechat_identities WHERE unionid = $1 ORDER BY user_id",
+        )
+        .bind(unionid.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id,)| UserId::parse(id).map_err(|_| StoreError::Corrupt("user id")))
+            .collect()
+    }
+
+    async fn insert_login_ticket(&self, ticket: &LoginTicket) -> Result<(), StoreError> {
+        sqlx::query(INSERT_LOGIN_TICKET)
+            .bind(ticket.hash.as_slice())
+            .bind(ticket.appid.as_str())
+            .bind(ticket.openid.as_str())
+            .bind(ticket.unionid.as_ref().map(UnionId::as_str))
+            .bind(ticket.sealed_session_key.as_slice())
+            .bind(ticket.created_at)
+            .bind(ticket.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn take_login_ticket(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<LoginTicket>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("DELETE FROM login_tickets WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let row = sqlx::query_as::<_, LoginTicketRow>(
+            "DELETE FROM login_tickets WHERE hash = $1 \
+             RETURNING hash, appid, openid, unionid, sealed_session_key, created_at, expires_at",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        row.map(LoginTicket::try_from).transpose()
+    }
 }
 
 async fn insert_refresh_token<'e>(
@@ -417,6 +498,45 @@ async fn insert_refresh_token<'e>(
         .bind(token.issued_at)
         .bind(token.expires_at)
         .bind(token.rotated_at)
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_user<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    user: &User,
+) -> Result<(), StoreError> {
+    let phone = user.phone.as_ref();
+    sqlx::query(INSERT_USER)
+        .bind(user.id.as_str())
+        .bind(user.nickname.as_deref())
+        .bind(user.avatar.as_deref())
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .bind(user.banned_at)
+        .bind(phone.map(Phone::country_code))
+        .bind(phone.map(Phone::number))
+        .bind(phone.map(|_| user.updated_at))
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_identity<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    identity: &Identity,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_IDENTITY)
+        .bind(identity.appid.as_str())
+        .bind(identity.openid.as_str())
+        .bind(identity.unionid.as_ref().map(UnionId::as_str))
+        .bind(identity.user_id.as_str())
+        .bind(identity.sealed_session_key.as_slice())
+        .bind(identity.created_at)
+        .bind(identity.updated_at)
         .execute(executor)
         .await
         .map_err(db_error)?;

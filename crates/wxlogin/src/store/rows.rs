@@ -1,8 +1,10 @@
 //! What both backends share: the shape of a row as it comes out of the database, its way back
 //! through the domain types, and the mapping of database errors. The SQL stays per backend.
 
-use super::{Identity, RefreshToken, Session, SessionAccess, SigningKey, StoreError, User};
-use crate::domain::{AppId, OpenId, SessionId, UnionId, UserId};
+use super::{
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, StoreError, User,
+};
+use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// A unique violation is a rule of the data (`Conflict`); anything else is the database's trouble.
 pub(super) fn db_error(error: sqlx::Error) -> StoreError {
@@ -36,6 +38,8 @@ pub(super) struct UserRow {
     created_at: i64,
     updated_at: i64,
     banned_at: Option<i64>,
+    phone_country_code: Option<String>,
+    phone_number: Option<String>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -49,6 +53,12 @@ impl TryFrom<UserRow> for User {
             created_at: row.created_at,
             updated_at: row.updated_at,
             banned_at: row.banned_at,
+            phone: match (row.phone_country_code, row.phone_number) {
+                (Some(code), Some(number)) => Some(
+                    Phone::new(&code, &number).map_err(|_| StoreError::Corrupt("phone number"))?,
+                ),
+                _ => None,
+            },
         })
     }
 }
@@ -173,6 +183,37 @@ impl From<SigningKeyRow> for SigningKey {
             created_at: row.created_at,
             retired_at: row.retired_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct LoginTicketRow {
+    hash: Vec<u8>,
+    appid: String,
+    openid: String,
+    unionid: Option<String>,
+    sealed_session_key: Vec<u8>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<LoginTicketRow> for LoginTicket {
+    type Error = StoreError;
+
+    fn try_from(row: LoginTicketRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            hash: row.hash,
+            appid: appid(row.appid)?,
+            openid: OpenId::parse(row.openid).map_err(|_| StoreError::Corrupt("openid"))?,
+            unionid: row
+                .unionid
+                .map(UnionId::parse)
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("unionid"))?,
+            sealed_session_key: row.sealed_session_key,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
     }
 }
 

@@ -7,7 +7,10 @@ mod refresh;
 
 pub use access::{AccessClaims, AccessTokenSettings, IssuedAccessToken, TokenError, TokenService};
 pub use keys::{KeyPair, Keyring, SigningAlg};
-pub use refresh::{RefreshTokenText, generate_refresh_token, hash_refresh_token};
+pub use refresh::{
+    RefreshTokenText, generate_login_ticket, generate_refresh_token, hash_login_ticket,
+    hash_refresh_token,
+};
 
 /// Selects aws-lc as jsonwebtoken's crypto backend for the process. jsonwebtoken panics on first use
 /// when feature unification leaves it without exactly one backend; installing it explicitly at

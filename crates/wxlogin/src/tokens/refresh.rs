@@ -1,4 +1,5 @@
-//! Refresh tokens: `wxr_` and 256 random bits (base64url); the server keeps only their SHA-256.
+//! Opaque tokens: refresh tokens (`wxr_`) and login tickets (`wxt_`), each a prefix and 256 random
+//! bits (base64url); the server keeps only their SHA-256.
 
 use std::fmt;
 
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "wxr_";
+const TICKET_PREFIX: &str = "wxt_";
 const ENCODED_LEN: usize = 43;
 
 /// A refresh token in clear: handed to the client once, never logged or stored.
@@ -27,23 +29,42 @@ impl fmt::Debug for RefreshTokenText {
     }
 }
 
-/// A new refresh token and the hash to store.
-pub fn generate_refresh_token() -> (RefreshTokenText, [u8; 32]) {
+fn generate(prefix: &str) -> (String, [u8; 32]) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let text = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let text = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = Sha256::digest(text.as_bytes()).into();
+    (text, hash)
+}
+
+fn hash(prefix: &str, presented: &str) -> Option<[u8; 32]> {
+    let encoded = presented.strip_prefix(prefix)?;
+    if encoded.len() != ENCODED_LEN || URL_SAFE_NO_PAD.decode(encoded).is_err() {
+        return None;
+    }
+    Some(Sha256::digest(presented.as_bytes()).into())
+}
+
+/// A new refresh token and the hash to store.
+pub fn generate_refresh_token() -> (RefreshTokenText, [u8; 32]) {
+    let (text, hash) = generate(PREFIX);
     (RefreshTokenText(SecretString::from(text)), hash)
 }
 
 /// The stored hash of a presented token; `None` when it cannot be one of ours (so it is refused
 /// without a database read).
 pub fn hash_refresh_token(presented: &str) -> Option<[u8; 32]> {
-    let encoded = presented.strip_prefix(PREFIX)?;
-    if encoded.len() != ENCODED_LEN || URL_SAFE_NO_PAD.decode(encoded).is_err() {
-        return None;
-    }
-    Some(Sha256::digest(presented.as_bytes()).into())
+    hash(PREFIX, presented)
+}
+
+/// A new login ticket (`wxt_...`) and the hash to store.
+pub fn generate_login_ticket() -> (String, [u8; 32]) {
+    generate(TICKET_PREFIX)
+}
+
+/// The stored hash of a presented login ticket; `None` when it cannot be one.
+pub fn hash_login_ticket(presented: &str) -> Option<[u8; 32]> {
+    hash(TICKET_PREFIX, presented)
 }
 
 #[cfg(test)]
@@ -67,5 +88,15 @@ mod tests {
         assert_eq!(hash_refresh_token(&format!("xxx_{}", "A".repeat(43))), None);
         assert_eq!(hash_refresh_token(&format!("wxr_{}", "!".repeat(43))), None);
         assert!(hash_refresh_token(&format!("wxr_{}", "A".repeat(43))).is_some());
+    }
+
+    #[test]
+    fn tickets_and_refresh_tokens_are_not_interchangeable() {
+        let (ticket, hash) = generate_login_ticket();
+        assert!(ticket.starts_with("wxt_"));
+        assert_eq!(hash_login_ticket(&ticket), Some(hash));
+        assert_eq!(hash_refresh_token(&ticket), None);
+        let (refresh, _) = generate_refresh_token();
+        assert_eq!(hash_login_ticket(refresh.expose_secret()), None);
     }
 }

@@ -224,3 +224,54 @@ async fn mock_wechat_serves_the_simulator_on_the_given_address() {
     let status = stop_with_sigterm(child).await;
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn users_import_creates_users_from_a_csv_and_refuses_a_bad_file_whole() {
+    let config = config("https://api.weixin.qq.com", "127.0.0.1:0", true);
+    let db = config.dir.path().join("wxlogin.db");
+    let import = |file: &std::path::Path| {
+        wxlogin()
+            .args(["users", "import", "--config"])
+            .arg(&config.path)
+            .arg(file)
+            .env(
+                "WXLOGIN_DATABASE__URL",
+                format!("sqlite://{}", db.display()),
+            )
+            .output()
+            .unwrap()
+    };
+    let good = config.dir.path().join("phones.csv");
+    std::fs::write(&good, "phone\n13800138000\n+852 61234567\n13800138000\n").unwrap();
+    let output = import(&good);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("imported 2 new user(s)"), "{stdout}");
+    assert!(stdout.contains("1 duplicate row(s)"), "{stdout}");
+    // Run again: nothing new, nothing doubled.
+    let output = import(&good);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("imported 0 new user(s); 2 number(s) already had a user"),
+        "{stdout}"
+    );
+
+    // One bad row refuses the whole file; the message names the line, not the number.
+    let bad = config.dir.path().join("bad.csv");
+    std::fs::write(&bad, "13900139000\n1234567\n").unwrap();
+    let output = import(&bad);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains("1234567"), "{stderr}");
+    use wxlogin::store::Store as _;
+    let store = wxlogin::store::SqliteStore::connect(&db).await.unwrap();
+    let phone = wxlogin::domain::Phone::new("86", "13900139000").unwrap();
+    assert!(store.find_user_by_phone(&phone).await.unwrap().is_none());
+    let imported = wxlogin::domain::Phone::new("852", "61234567").unwrap();
+    assert!(store.find_user_by_phone(&imported).await.unwrap().is_some());
+}

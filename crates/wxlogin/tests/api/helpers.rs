@@ -329,6 +329,42 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// What the getPhoneNumber button gives `user` for `phone` (country code 86).
+    pub fn phone_code_for(&self, user: &str, phone: &str) -> String {
+        self.wx
+            .mock()
+            .mint_phone_code(DEMO_APPID, user, phone, "86")
+            .unwrap()
+    }
+
+    pub async fn post_authed(
+        &self,
+        path: &str,
+        access_token: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(access_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The user as internal services see it (`GET /internal/v1/users/{id}`).
+    pub async fn internal_user(&self, id: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .get(self.url(&format!("/internal/v1/users/{id}")))
+            .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     pub async fn get_authed(&self, path: &str, access_token: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))

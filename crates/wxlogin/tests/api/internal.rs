@@ -161,3 +161,42 @@ async fn internal_users_show_the_wechat_identities() {
         assert_error(response, 404, "not_found").await;
     }
 }
+
+#[tokio::test]
+async fn the_background_refresher_renews_a_token_before_any_request_waits_for_it() {
+    let app = TestApp::spawn_with(|s| s.wechat.token_refresh_check_ms = 20).await;
+    let get = || async {
+        let body: serde_json::Value = app
+            .http
+            .get(token_url(&app, DEMO_APPID))
+            .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let first = get().await;
+    app.remember_secret(first.clone());
+    assert_eq!(app.wx.calls("stable_token").await, 1);
+    // Not due yet: the refresher leaves it alone.
+    app.wx
+        .clock
+        .advance(std::time::Duration::from_secs(7200 - 400));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(app.wx.calls("stable_token").await, 1);
+    // In its last five minutes: renewed in the background, without a request asking.
+    app.wx.clock.advance(std::time::Duration::from_secs(200));
+    let mut waited = 0;
+    while app.wx.calls("stable_token").await < 2 {
+        assert!(waited < 5_000, "the refresher renewed the token");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 10;
+    }
+    let renewed = get().await;
+    app.remember_secret(renewed.clone());
+    assert_ne!(renewed, first);
+    assert_eq!(app.wx.calls("stable_token").await, 2);
+}

@@ -22,24 +22,8 @@ async fn signed_in(app: &TestApp, user: &str) -> String {
     login["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn post_authed(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    body: serde_json::Value,
-) -> reqwest::Response {
-    app.http
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn decrypt(app: &TestApp, token: &str, sealed: &wechat_mock::Encrypted) -> reqwest::Response {
-    post_authed(
-        app,
+    app.post_authed(
         "/v1/wechat/decrypt",
         token,
         json!({ "encrypted_data": sealed.encrypted_data, "iv": sealed.iv }),
@@ -129,7 +113,9 @@ async fn malformed_open_data_is_invalid_request_naming_the_field() {
         (json!({ "iv": good.iv }), "encrypted_data"),
     ];
     for (body, field) in cases {
-        let response = post_authed(&app, "/v1/wechat/decrypt", &token, body.clone()).await;
+        let response = app
+            .post_authed("/v1/wechat/decrypt", &token, body.clone())
+            .await;
         let error = assert_error(response, 400, "invalid_request").await;
         let message = error["message"].as_str().unwrap();
         assert!(message.contains(field), "{body}: {message}");
@@ -233,7 +219,9 @@ async fn a_rotated_session_key_is_stale_until_the_client_sends_a_fresh_code() {
         "WeChat no longer takes the old key"
     );
 
-    let response = post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code })).await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": code }))
+        .await;
     assert_eq!(response.status(), 204);
 
     let response = decrypt(&app, &token, &sealed).await;
@@ -251,7 +239,9 @@ async fn a_code_of_another_wechat_user_is_identity_mismatch_and_stores_nothing()
     let code = app.code_for("ivan");
     app.remember_secret(app.wx.mock().session_key(DEMO_APPID, "ivan").unwrap());
 
-    let response = post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code })).await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": code }))
+        .await;
     assert_error(response, 409, "identity_mismatch").await;
     assert_eq!(
         stored_key(&app, "heidi").await.unwrap(),
@@ -279,12 +269,16 @@ async fn a_replayed_session_code_is_invalid_code_without_a_second_exchange() {
     let code = app.code_for("judy");
     app.remember_secret(app.wx.mock().session_key(DEMO_APPID, "judy").unwrap());
 
-    let response = post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code })).await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": code }))
+        .await;
     assert_eq!(response.status(), 204);
     let exchanges = app.wx.calls("jscode2session").await;
     let stored = stored_key(&app, "judy").await;
 
-    let response = post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code })).await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": code }))
+        .await;
     assert_error(response, 400, "invalid_code").await;
     assert_eq!(app.wx.calls("jscode2session").await, exchanges);
     assert_eq!(stored_key(&app, "judy").await, stored);
@@ -298,13 +292,9 @@ async fn a_replayed_session_code_is_invalid_code_without_a_second_exchange() {
         )
         .await;
     assert_eq!(login.status(), 200);
-    let response = post_authed(
-        &app,
-        "/v1/wechat/session",
-        &token,
-        json!({ "code": login_code }),
-    )
-    .await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": login_code }))
+        .await;
     assert_error(response, 400, "invalid_code").await;
     assert_eq!(app.wx.calls("jscode2session").await, exchanges + 1);
 }
@@ -322,7 +312,7 @@ async fn concurrent_session_requests_with_one_code_share_one_exchange() {
         .fault(json!({"api": "jscode2session", "latency_ms": 300, "times": 1}))
         .await;
     let responses = futures::future::join_all(
-        (0..5).map(|_| post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code }))),
+        (0..5).map(|_| app.post_authed("/v1/wechat/session", &token, json!({ "code": code }))),
     )
     .await;
     assert!(responses.iter().all(|r| r.status() == 204));
@@ -344,13 +334,16 @@ async fn wechat_errors_on_the_session_exchange_map_as_in_login_and_store_nothing
             .fault(json!({ "api": "jscode2session", "errcode": errcode, "times": 1 }))
             .await;
         let code = app.code_for("leo");
-        let response =
-            post_authed(&app, "/v1/wechat/session", &token, json!({ "code": code })).await;
+        let response = app
+            .post_authed("/v1/wechat/session", &token, json!({ "code": code }))
+            .await;
         assert_error(response, status, error).await;
         assert_eq!(stored_key(&app, "leo").await, stored);
     }
     app.remember_secret(app.wx.mock().session_key(DEMO_APPID, "leo").unwrap());
-    let response = post_authed(&app, "/v1/wechat/session", &token, json!({ "code": "" })).await;
+    let response = app
+        .post_authed("/v1/wechat/session", &token, json!({ "code": "" }))
+        .await;
     let error = assert_error(response, 400, "invalid_request").await;
     assert!(error["message"].as_str().unwrap().contains("code"));
 }
@@ -362,13 +355,13 @@ async fn verify_signature_checks_raw_data_with_the_stored_key() {
     let raw = r#"{"nickName":"微信用户","gender":0,"avatarUrl":""}"#;
     let signature = app.wx.mock().sign(DEMO_APPID, "mallory", raw).unwrap();
     let verify = async |raw: &str, signature: &str| {
-        let response = post_authed(
-            &app,
-            "/v1/wechat/verify-signature",
-            &token,
-            json!({ "raw_data": raw, "signature": signature }),
-        )
-        .await;
+        let response = app
+            .post_authed(
+                "/v1/wechat/verify-signature",
+                &token,
+                json!({ "raw_data": raw, "signature": signature }),
+            )
+            .await;
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.unwrap();
         body["valid"].as_bool().unwrap()

@@ -487,3 +487,41 @@ async fn the_profile_endpoints_are_documented() {
     );
     assert!(paths["/v1/avatars/{name}"]["get"].is_object());
 }
+
+/// `wx.request` cannot send PATCH and `wx.uploadFile` only posts: PUT /v1/me and
+/// POST /v1/me/avatar do the same as PATCH and PUT.
+#[tokio::test]
+async fn the_methods_a_mini_program_can_send_work_too() {
+    let app = spawn().await;
+    let login = app.login("wxapi").await;
+    let response = app
+        .http
+        .put(app.url("/v1/me"))
+        .bearer_auth(token(&login))
+        .json(&json!({ "nickname": " 小红 " }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(me(&app, token(&login)).await["nickname"], "小红");
+
+    let response = app
+        .http
+        .post(app.url("/v1/me/avatar"))
+        .bearer_auth(token(&login))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart("file", "image/png", PNG))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let url = public_avatar_url(&name_of(PNG, "png"));
+    assert_eq!(me(&app, token(&login)).await["avatar_url"], url.as_str());
+
+    let doc = serde_json::to_value(wxlogin::http::openapi()).unwrap();
+    assert!(doc["paths"]["/v1/me"]["put"].is_object());
+    assert!(doc["paths"]["/v1/me/avatar"]["post"].is_object());
+}

@@ -15,6 +15,9 @@ use sessions::*;
 mod profile;
 use profile::*;
 
+mod phones;
+use phones::*;
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -61,6 +64,11 @@ on_both_backends!(
     avatar_users_are_counted,
     identity_is_found_by_user_and_app,
     identities_of_a_user_are_listed,
+    phones_are_bound_unique_and_found,
+    users_are_created_with_a_phone_and_without_identity,
+    identities_are_linked_and_found_by_unionid,
+    login_tickets_are_taken_once_before_they_expire,
+    concurrent_takers_get_a_ticket_once,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -93,6 +101,7 @@ fn user(id: &UserId) -> User {
         created_at: T0,
         updated_at: T0,
         banned_at: None,
+        phone: None,
     }
 }
 
