@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { flush } from './fake-platform.mjs';
-import { LOGIN, REGISTER, assertAuthError, error, rejection, setup } from './helpers.mjs';
+import { LOGIN, REGISTER, assertAuthError, error, rejection, setup } from './support.mjs';
 
 const phoneRequired = (ticket = 'T1') => error(403, 'phone_required', { login_ticket: ticket });
 const requests = (auth, n) => Array.from({ length: n }, (_, i) => auth.request({ url: `/api/items/${i}` }));

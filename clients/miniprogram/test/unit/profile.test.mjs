@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { flush } from './fake-platform.mjs';
-import { assertAuthError, error, loggedIn, rejection } from './helpers.mjs';
+import { assertAuthError, error, loggedIn, rejection } from './support.mjs';
 
 test('bindPhone posts the button code and updates the user', async () => {
   const { fake, auth } = await loggedIn();

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { flush } from './fake-platform.mjs';
-import { LOGIN, LOGOUT, REFRESH, assertAuthError, error, json, loggedIn, rejection, setup } from './helpers.mjs';
+import { LOGIN, LOGOUT, REFRESH, assertAuthError, error, json, loggedIn, rejection, setup } from './support.mjs';
 
 const many = (auth, n, prefix = '/api/items') =>
   Array.from({ length: n }, (_, i) => auth.request({ url: `${prefix}/${i}` }));

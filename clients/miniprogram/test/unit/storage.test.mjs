@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FakePlatform, flush } from './fake-platform.mjs';
-import { LOGIN, assertAuthError, loggedIn, rejection, setup } from './helpers.mjs';
+import { LOGIN, assertAuthError, loggedIn, rejection, setup } from './support.mjs';
 
 const KEY = 'wxlogin.session';
 
