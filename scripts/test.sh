@@ -2,6 +2,11 @@
 # The whole test suite, as the README shows it: `scripts/test.sh`.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p wechat-mock`).
 #
+# Then the mini program client (clients/miniprogram), when Node.js 20+ and npm are installed: `npm ci`
+# if its node_modules is missing, its build (which checks the size budget), its unit tests, and its
+# integration tests against the wxlogin binary and the WeChat simulator. Without Node.js they are
+# skipped with a note; in CI (CI=true) that fails the run.
+#
 # The store tests run on SQLite always, and on PostgreSQL when WXLOGIN_TEST_POSTGRES_URL is set or a
 # server answers on 127.0.0.1:5432 (database `test`, user `postgres`); otherwise they say what they
 # skipped. In CI (CI=true) a missing PostgreSQL fails the run.
@@ -19,3 +24,22 @@ else
 fi
 
 cargo test --workspace --locked "$@"
+
+client=clients/miniprogram
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "Mini program client tests (${client})"
+  if [ ! -d "${client}/node_modules" ]; then
+    (cd "${client}" && npm ci --no-audit --no-fund)
+  fi
+  (cd "${client}" && npm run build && npm run test:unit)
+  cargo build -p wxlogin --locked
+  target_dir="${CARGO_TARGET_DIR:-target}"
+  case "${target_dir}" in /*) ;; *) target_dir="${PWD}/${target_dir}" ;; esac
+  (cd "${client}" && WXLOGIN_BIN="${target_dir}/debug/wxlogin" npm run test:integration)
+elif [ "${CI:-}" = "true" ]; then
+  echo "Mini program client tests: Node.js 20+ and npm are required in CI" >&2
+  exit 1
+else
+  echo "Mini program client tests: skipped (Node.js 20+ and npm not found)"
+fi
