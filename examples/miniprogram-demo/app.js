@@ -8,8 +8,9 @@ const auth = createAuthClient({
   appid: config.appid,
   platform: platform(),
   silentLogin: config.silentLogin,
-  // The server wants a phone number for this new user (registration = "phone_required"), or
-  // silentLogin is off: show the login page. The calls waiting for a token resume when that page
+  // The server wants a phone number for this new user (registration = "phone_required"; or
+  // "closed", where the number may belong to a user the operator imported), or silentLogin is off:
+  // show the login page. The calls waiting for a token resume when that page
   // completes the login, and fail with `login_cancelled` if the user leaves it.
   onLoginRequired(context) {
     wx.navigateTo({

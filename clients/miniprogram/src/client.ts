@@ -16,9 +16,13 @@ export interface AuthUser {
 
 /** What `onLoginRequired` is told. */
 export interface LoginRequiredContext {
-  /** `phone_required`: the server wants a phone number for this new user; `login_required`: `silentLogin` is off. */
-  reason: 'phone_required' | 'login_required';
-  /** With `phone_required`: the ticket `loginWithPhone` completes the login with. */
+  /**
+   * `phone_required`: the server wants a phone number for this new user; `registration_closed`: the
+   * app admits existing users only, and one may still be found by the phone number (an operator's
+   * import); `login_required`: `silentLogin` is off.
+   */
+  reason: 'phone_required' | 'registration_closed' | 'login_required';
+  /** With `phone_required` and `registration_closed`: the ticket `loginWithPhone` completes the login with. */
   loginTicket?: string;
   /** The server's answer that led here. */
   error?: AuthError;
@@ -36,7 +40,8 @@ export interface AuthClientOptions {
   /** Log in with `wx.login` whenever a token is needed (default). `false`: call `onLoginRequired` instead. */
   silentLogin?: boolean;
   /**
-   * Called when a login needs the user (`phone_required`, or `silentLogin: false`): typically
+   * Called when a login needs the user (`phone_required`, `registration_closed` with a
+   * `login_ticket`, or `silentLogin: false`): typically
    * navigates to the app's login page. The waiting requests resume when that page completes the
    * login through this client (`loginWithPhone`, `login`, `register`), and fail with one
    * `login_cancelled` error when the page calls `cancelLogin()` or this hook throws or rejects.
@@ -107,9 +112,12 @@ export interface AuthClient {
   uploadFile(options: UploadOptions): Promise<PlatformResponse<string>>;
   /** A login with a fresh `wx.login` code, e.g. from a sign-in button. */
   login(): Promise<AuthUser | null>;
-  /** Completes a login with the phone button's event: with the pending `login_ticket`, or a fresh code. */
+  /**
+   * Completes a login with the phone button's event: with the pending `login_ticket`, or (without
+   * one, or when the server no longer knows it) a fresh `wx.login` code and the phone code.
+   */
   loginWithPhone(detail: PhoneEventDetail): Promise<AuthUser | null>;
-  /** `POST /v1/auth/wechat/register`: completes a `phone_required` login. */
+  /** `POST /v1/auth/wechat/register`: completes a `phone_required` or `registration_closed` login. */
   register(params: { loginTicket: string; phoneCode: string }): Promise<AuthUser | null>;
   /** Gives up a pending `onLoginRequired` login: the waiting calls fail with `login_cancelled`. */
   cancelLogin(): void;
@@ -117,9 +125,9 @@ export interface AuthClient {
   logout(options?: { allDevices?: boolean }): Promise<void>;
   /** Binds the phone number from the phone button's event (`code`, or legacy `encryptedData` + `iv`). */
   bindPhone(detail: PhoneEventDetail): Promise<AuthUser>;
-  /** Uploads the avatar chosen with `<button open-type="chooseAvatar">`. */
+  /** Uploads the avatar chosen with `<button open-type="chooseAvatar">` (`wx.uploadFile`, `POST /v1/me/avatar`). */
   uploadAvatar(tempFilePath: string): Promise<AuthUser>;
-  /** `PATCH /v1/me`. */
+  /** `PUT /v1/me` (as `PATCH`, which `wx.request` cannot send). */
   updateProfile(profile: { nickname: string | null }): Promise<AuthUser>;
   /** `GET /v1/me`. */
   getProfile(): Promise<AuthUser>;
@@ -164,6 +172,8 @@ const LOGOUT = '/v1/auth/logout';
 const JSON_HEADER = { 'content-type': 'application/json' };
 /** A login_ticket lives 5 minutes on the server; use it for a little less. */
 const TICKET_MS = 270_000;
+/** Register failures after which the server keeps the ticket (or may have): the user can try again. */
+const KEEPS_TICKET = ['invalid_code', 'phone_in_use', 'wechat_unavailable', 'rate_limited', 'network_error'];
 
 const noop = (): void => undefined;
 
@@ -216,20 +226,6 @@ function body<T>(res: PlatformResponse): T {
     requestId: e.request_id,
     loginTicket: e.login_ticket,
   });
-}
-
-/** A multipart/form-data body with one part, `file`. */
-function multipart(boundary: string, file: ArrayBuffer): ArrayBuffer {
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="avatar"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-  const tail = `\r\n--${boundary}--\r\n`;
-  const out = new Uint8Array(head.length + file.byteLength + tail.length);
-  const ascii = (text: string, at: number): void => {
-    for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
-  };
-  ascii(head, 0);
-  out.set(new Uint8Array(file), head.length);
-  ascii(tail, head.length + file.byteLength);
-  return out.buffer;
 }
 
 export function createAuthClient(options: AuthClientOptions): AuthClient {
@@ -319,7 +315,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     });
   }
 
-  /** `POST /v1/auth/wechat/login`; keeps the login_ticket of a `phone_required` answer. */
+  /** `POST /v1/auth/wechat/login`; keeps the login_ticket of a `phone_required` or `registration_closed` answer. */
   function codeLogin(extra?: object): Promise<Session> {
     return withFreshCode((code) => exchange(LOGIN, Object.assign({ code, appid }, extra))).catch((e) => {
       if (e instanceof AuthError && e.loginTicket) ticket = { value: e.loginTicket, until: now() + TICKET_MS };
@@ -388,8 +384,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     try {
       return await adopt(await codeLogin(), e, 'login');
     } catch (err) {
-      if (!(err instanceof AuthError) || err.code !== 'phone_required' || !options.onLoginRequired) throw err;
-      return askForLogin({ reason: 'phone_required', loginTicket: err.loginTicket, error: err });
+      // phone_required, or registration_closed with a ticket: the login page asks for the phone.
+      if (!(err instanceof AuthError) || !err.loginTicket || !options.onLoginRequired) throw err;
+      return askForLogin({ reason: err.code as LoginRequiredContext['reason'], loginTicket: err.loginTicket, error: err });
     }
   }
 
@@ -439,8 +436,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     withAuth(o.auth, (token) => send(o, token)) as Promise<PlatformResponse<T>>;
 
   /** One of wxlogin's own endpoints, through the token handling; a non-2xx answer rejects. */
-  const profileCall = (method: string, url: string, data?: unknown, header: Record<string, string> = JSON_HEADER): Promise<AuthUser> =>
-    request({ url, method, data, header }).then((res) => setUser(body<AuthUser>(res)));
+  const profileCall = (method: string, url: string, data?: unknown): Promise<AuthUser> =>
+    request({ url, method, data, header: JSON_HEADER }).then((res) => setUser(body<AuthUser>(res)));
 
   function setUser(profile: AuthUser): AuthUser {
     if (session) {
@@ -457,11 +454,34 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return s.user;
   }
 
+  /** `POST /v1/auth/wechat/register`. The kept ticket is set aside meanwhile (single use) and put
+   * back after a failure the user can retry (another phone code, another number). */
   async function register(params: { loginTicket: string; phoneCode: string }): Promise<AuthUser | null> {
     await restored;
     const e = epoch;
-    return finish(await exchange(REGISTER, { login_ticket: params.loginTicket, phone_code: params.phoneCode }), e);
+    const t = ticket && ticket.value === params.loginTicket ? ticket : null;
+    if (t) ticket = null;
+    try {
+      return await finish(await exchange(REGISTER, { login_ticket: params.loginTicket, phone_code: params.phoneCode }), e);
+    } catch (err) {
+      if (t && !ticket && e === epoch && KEEPS_TICKET.indexOf(codeOf(err) as string) >= 0) ticket = t;
+      throw err;
+    }
   }
+
+  const upload = (o: UploadOptions): Promise<PlatformResponse<string>> =>
+    withAuth(o.auth, (token) =>
+      platform
+        .uploadFile({
+          url: resolveURL(o.url),
+          filePath: o.filePath,
+          name: o.name,
+          formData: o.formData,
+          header: withToken(o.header, token),
+          timeout: o.timeout ?? options.timeout,
+        })
+        .catch(fail('network_error')),
+    ) as Promise<PlatformResponse<string>>;
 
   async function revoke(s: Session, allDevices: boolean): Promise<void> {
     const out = (token: string): Promise<unknown> => post(LOGOUT, { all_devices: allDevices }, token);
@@ -484,19 +504,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     getAccessToken: () => restored.then(current).then((s) => s.accessToken),
     currentUser: () => (session ? session.user : null),
     request,
-    uploadFile: (o) =>
-      withAuth(o.auth, (token) =>
-        platform
-          .uploadFile({
-            url: resolveURL(o.url),
-            filePath: o.filePath,
-            name: o.name,
-            formData: o.formData,
-            header: withToken(o.header, token),
-            timeout: o.timeout ?? options.timeout,
-          })
-          .catch(fail('network_error')),
-      ) as Promise<PlatformResponse<string>>,
+    uploadFile: upload,
 
     async login() {
       await restored;
@@ -508,12 +516,16 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       const phoneCode = detail && detail.code;
       if (!phoneCode) throw denied(detail);
       await restored;
+      const e = epoch;
       const t = ticket;
       if (t && now() < t.until) {
-        ticket = null; // single use, whatever the answer
-        return register({ loginTicket: t.value, phoneCode });
+        try {
+          return await register({ loginTicket: t.value, phoneCode });
+        } catch (err) {
+          if (codeOf(err) !== 'invalid_ticket') throw err;
+          // Expired or used: start over once with a fresh code (the phone code was not spent).
+        }
       }
-      const e = epoch;
       return finish(await codeLogin({ phone_code: phoneCode }), e);
     },
 
@@ -543,14 +555,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       return data ? profileCall('POST', '/v1/me/phone', data) : Promise.reject(denied(d));
     },
 
-    async uploadAvatar(tempFilePath) {
-      const file = await platform.readFile(tempFilePath).catch(fail('file_error'));
-      const boundary = 'wxlogin' + now().toString(36) + Math.random().toString(36).slice(2);
-      const header = { 'content-type': 'multipart/form-data; boundary=' + boundary };
-      return profileCall('PUT', '/v1/me/avatar', multipart(boundary, file), header);
-    },
+    uploadAvatar: (filePath) =>
+      upload({ url: '/v1/me/avatar', filePath, name: 'file' }).then((res) => setUser(body<AuthUser>(res))),
 
-    updateProfile: (profile) => profileCall('PATCH', '/v1/me', { nickname: profile.nickname }),
+    updateProfile: (profile) => profileCall('PUT', '/v1/me', { nickname: profile.nickname }),
     getProfile: () => profileCall('GET', '/v1/me'),
 
     ensureSessionKey() {

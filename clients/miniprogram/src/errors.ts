@@ -4,7 +4,7 @@ export interface AuthErrorDetails {
   status?: number;
   /** The server's `request_id`, to find the request in its log. */
   requestId?: string;
-  /** With `phone_required`: the ticket that `POST /v1/auth/wechat/register` takes. */
+  /** With `phone_required` and `registration_closed`: the ticket that `POST /v1/auth/wechat/register` takes. */
   loginTicket?: string;
   /** The underlying failure (a platform `fail` result, a hook's rejection). */
   cause?: unknown;
@@ -12,9 +12,9 @@ export interface AuthErrorDetails {
 
 /**
  * Every failure of the client. `code` is the server's stable `error` code (`invalid_code`,
- * `invalid_grant`, `phone_required`, `phone_in_use`, ...) or one of the client's own:
- * `network_error`, `login_failed`, `file_error`, `logged_out`, `login_cancelled`, `login_required`,
- * `phone_denied`, `http_error`.
+ * `invalid_grant`, `phone_required`, `registration_closed`, `phone_in_use`, `identity_conflict`,
+ * ...) or one of the client's own: `network_error`, `login_failed`, `logged_out`, `login_cancelled`,
+ * `login_required`, `phone_denied`, `http_error`.
  */
 export class AuthError extends Error {
   readonly code: string;

@@ -35,8 +35,6 @@ export interface Platform {
   login(): Promise<string>;
   request(options: PlatformRequest): Promise<PlatformResponse>;
   uploadFile(options: PlatformUpload): Promise<PlatformResponse>;
-  /** A local file's bytes (`FileSystemManager.readFile`). */
-  readFile(filePath: string): Promise<ArrayBuffer>;
   /** `wx.checkSession`: whether WeChat still considers this user's session_key current. */
   checkSession(): Promise<boolean>;
   getItem(key: string): Promise<string | null>;
@@ -47,7 +45,7 @@ export interface Platform {
 /**
  * The part of `wx`, `Taro` or `uni` the adapters use, called with callbacks only
  * (`login({ success, fail })`, `request(...)`, `uploadFile(...)`, `checkSession(...)`,
- * `get/set/removeStorageSync`, `getFileSystemManager().readFile(...)`).
+ * `get/set/removeStorageSync`).
  */
 export type MiniProgramApi = any;
 
@@ -76,10 +74,6 @@ function adapt(api: MiniProgramApi, loginArgs: object): Platform {
     login: () => call<{ code: string }>(api, 'login', loginArgs).then((r) => r.code),
     request: (o) => call<HttpResult>(api, 'request', o).then(response),
     uploadFile: (o) => call<HttpResult>(api, 'uploadFile', o).then(response),
-    readFile: (filePath) =>
-      sync(() => api.getFileSystemManager())
-        .then((fs) => call<{ data: ArrayBuffer }>(fs, 'readFile', { filePath }))
-        .then((r) => r.data),
     checkSession: () => call(api, 'checkSession', {}).then(() => true, () => false),
     getItem: (key) =>
       sync(() => api.getStorageSync(key)).then((v) => (typeof v === 'string' && v ? v : null)),

@@ -1,11 +1,12 @@
 // Starts the real wxlogin binary with the WeChat simulator, and a fake `wx` for the client:
 // `login()` mints codes from the simulator's control API (as WeChat would for a user), `request()`
-// and `uploadFile()` use fetch, storage is a Map, `getFileSystemManager().readFile` reads files.
+// uses fetch, `uploadFile()` POSTs the file as multipart/form-data with fetch, storage is a Map.
+// `stack.importUsers()` runs `wxlogin users import` on the server's database.
 //
 // The binary: $WXLOGIN_BIN, else <repo>/target/debug/wxlogin (`cargo build -p wxlogin`).
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -87,11 +88,22 @@ async function waitForHealth(url, child) {
 
 const toml = (value) => JSON.stringify(value);
 
+/** Runs the binary to completion; resolves with its output, rejects with it when it fails. */
+function runToEnd(args) {
+  return new Promise((resolve, reject) => {
+    execFile(BIN, args, { env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`wxlogin ${args.join(' ')}: ${error.message}\n${stdout}${stderr}`));
+      else resolve(stdout + stderr);
+    });
+  });
+}
+
 /**
  * The simulator and wxlogin, on free ports, with a fresh SQLite database in a temporary directory.
- * `apps`: [{ appid, secret, registration? }]; `tokens`: extra `[tokens]` keys.
+ * `apps`: [{ appid, secret, registration? }]; `tokens`: extra `[tokens]` keys; `phones`: numbers
+ * imported with `wxlogin users import` before the server starts.
  */
-export async function startStack({ apps = [DEMO_APP], tokens = {} } = {}) {
+export async function startStack({ apps = [DEMO_APP], tokens = {}, phones = [] } = {}) {
   if (!existsSync(BIN)) {
     throw new Error(`wxlogin binary not found at ${BIN}: run \`cargo build -p wxlogin\` or set WXLOGIN_BIN`);
   }
@@ -138,6 +150,13 @@ export async function startStack({ apps = [DEMO_APP], tokens = {} } = {}) {
         '',
       ].join('\n'),
     );
+    /** `wxlogin users import --config <the server's config> <csv>`: one phone number per line. */
+    const importUsers = (numbers) => {
+      const csv = join(dir, `import-${randomBytes(4).toString('hex')}.csv`);
+      writeFileSync(csv, numbers.join('\n') + '\n');
+      return runToEnd(['users', 'import', '--config', config, csv]);
+    };
+    if (phones.length) await importUsers(phones);
     const server = start(['serve', '--config', config, '--allow-mock'], join(dir, 'wxlogin.log'));
     started.push(server);
     await waitForHealth(`${serverURL}/healthz`, server);
@@ -153,7 +172,7 @@ export async function startStack({ apps = [DEMO_APP], tokens = {} } = {}) {
       return text ? JSON.parse(text) : undefined;
     };
     const stats = async () => (await (await fetch(`${mockURL}/__mock/stats`)).json()).calls;
-    return { dir, serverURL, mockURL, mockPost, stats, stop, logs: () => server.output };
+    return { dir, config, serverURL, mockURL, mockPost, stats, stop, importUsers, logs: () => server.output };
   } catch (e) {
     await stop();
     throw e;
@@ -199,13 +218,21 @@ export function fakeWx(stack, { appid = DEMO_APP.appid, user, storage = new Map(
       const headers = { 'content-type': 'application/json', ...header };
       fetch(url, { method, headers, body }).then(answer).then(success, failWith(fail, 'request'));
     },
+    // As wx.uploadFile: always a multipart/form-data POST (`formData`, then the file under `name`)
+    // of a known length, the answer's body as text. (fetch would stream a FormData chunked, and
+    // the server answers a 401 without reading the body.)
     uploadFile({ url, filePath, name, header = {}, formData = {}, success, fail }) {
       calls.push('uploadFile');
       record(url, 'POST', header);
-      const form = new FormData();
-      for (const [k, v] of Object.entries(formData)) form.append(k, v);
-      form.append(name, new Blob([readFileSync(filePath)]), basename(filePath));
-      fetch(url, { method: 'POST', headers: header, body: form })
+      readFile(filePath)
+        .then(async (bytes) => {
+          const form = new FormData();
+          for (const [k, v] of Object.entries(formData)) form.append(k, v);
+          form.append(name, new Blob([bytes]), basename(filePath));
+          const multipart = new Request(url, { method: 'POST', body: form });
+          const headers = { ...header, 'content-type': multipart.headers.get('content-type') };
+          return fetch(url, { method: 'POST', headers, body: new Uint8Array(await multipart.arrayBuffer()) });
+        })
         .then(async (res) => ({ statusCode: res.status, data: await res.text(), errMsg: 'uploadFile:ok' }))
         .then(success, failWith(fail, 'uploadFile'));
     },
@@ -218,15 +245,6 @@ export function fakeWx(stack, { appid = DEMO_APP.appid, user, storage = new Map(
     getStorageSync: (key) => (storage.has(key) ? storage.get(key) : ''),
     setStorageSync: (key, value) => void storage.set(key, value),
     removeStorageSync: (key) => void storage.delete(key),
-    getFileSystemManager: () => ({
-      readFile({ filePath, success, fail }) {
-        calls.push('readFile');
-        readFile(filePath).then(
-          (buf) => success({ data: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) }),
-          failWith(fail, 'readFile'),
-        );
-      },
-    }),
   };
 }
 

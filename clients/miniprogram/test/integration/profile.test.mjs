@@ -20,13 +20,16 @@ const PNG = Buffer.from(
 test('uploadAvatar: the chosen image is stored and served at avatar_url', async () => {
   const path = join(stack.dir, 'chosen-avatar.png');
   writeFileSync(path, PNG);
-  const { auth, count } = client(stack, { user: 'avatar' });
+  const { auth, count, wx } = client(stack, { user: 'avatar' });
   const changes = [];
   auth.on('user', (u) => changes.push(u.avatar_url));
   const user = await auth.uploadAvatar(path);
   assert.match(user.avatar_url, /\/v1\/avatars\/[0-9a-f]{64}\.png$/);
   assert.deepEqual(changes, [user.avatar_url]);
-  assert.equal(count('PUT', '/v1/me/avatar'), 1);
+  // wx.uploadFile, which can only POST: one multipart upload with the access token.
+  assert.equal(count('POST', '/v1/me/avatar'), 1);
+  assert.equal(wx.calls.filter((c) => c === 'uploadFile').length, 1);
+  assert.match(wx.requests.find((r) => r.path === '/v1/me/avatar').auth, /^Bearer /);
   const image = await fetch(user.avatar_url);
   assert.equal(image.status, 200);
   assert.equal(image.headers.get('content-type'), 'image/png');
@@ -44,9 +47,28 @@ test('uploadAvatar: a file that is not an image is refused with unsupported_medi
   assert.ok(e.requestId);
 });
 
-test('updateProfile: the nickname from <input type="nickname">', async () => {
-  const { auth } = client(stack, { user: 'nick' });
+test('uploadAvatar with an expired access token: one refresh, the upload retried once', async () => {
+  const path = join(stack.dir, 'retried-avatar.png');
+  writeFileSync(path, PNG);
+  const storage = new Map();
+  const first = client(stack, { user: 'avatar-retry', storage });
+  await first.auth.ensureLogin();
+  // The next launch finds a saved session whose access token the server no longer accepts.
+  const saved = JSON.parse(storage.get('wxlogin.session'));
+  storage.set('wxlogin.session', JSON.stringify({ ...saved, accessToken: 'wxa_not.a.valid.token' }));
+  const { auth, count, logins } = client(stack, { user: 'avatar-retry', storage });
+  const user = await auth.uploadAvatar(path);
+  assert.match(user.avatar_url, /\/v1\/avatars\/[0-9a-f]{64}\.png$/);
+  assert.equal(count('POST', '/v1/me/avatar'), 2);
+  assert.equal(count('POST', '/v1/auth/refresh'), 1);
+  assert.equal(logins(), 0);
+});
+
+test('updateProfile: the nickname from <input type="nickname"> with PUT /v1/me', async () => {
+  const { auth, count } = client(stack, { user: 'nick' });
   const user = await auth.updateProfile({ nickname: '  小明 ' });
+  assert.equal(count('PUT', '/v1/me'), 1);
+  assert.equal(count('PATCH', '/v1/me'), 0);
   assert.equal(user.nickname, '小明');
   assert.equal(auth.currentUser().nickname, '小明');
   assert.equal((await auth.getProfile()).nickname, '小明');

@@ -19,16 +19,10 @@ function fakeApi(replies = {}) {
   api.getStorageSync = (key) => (storage.has(key) ? storage.get(key) : '');
   api.setStorageSync = (key, value) => void storage.set(key, value);
   api.removeStorageSync = (key) => void storage.delete(key);
-  api.getFileSystemManager = () => ({
-    readFile: (options) => {
-      calls.push(['readFile', options]);
-      options.success({ data: new Uint8Array([1, 2]).buffer });
-    },
-  });
   return api;
 }
 
-test('wxPlatform: login, request, uploadFile, checkSession, storage and readFile', async () => {
+test('wxPlatform: login, request, uploadFile, checkSession and storage', async () => {
   const wx = fakeApi({
     login: { success: { code: 'C1', errMsg: 'login:ok' } },
     request: { success: { statusCode: 201, data: { a: 1 }, header: { 'x-request-id': 'r' } } },
@@ -42,18 +36,19 @@ test('wxPlatform: login, request, uploadFile, checkSession, storage and readFile
   assert.deepEqual(await p.request(options), { statusCode: 201, data: { a: 1 }, header: { 'x-request-id': 'r' } });
   const [, sent] = wx.calls[1];
   assert.deepEqual({ url: sent.url, method: sent.method, header: sent.header, data: sent.data, timeout: sent.timeout }, options);
-  assert.deepEqual(await p.uploadFile({ url: 'https://x/u', filePath: 'f', name: 'file', header: {} }), {
-    statusCode: 200,
-    data: '{"b":2}',
-    header: {},
-  });
+  const upload = { url: 'https://x/u', filePath: 'f', name: 'file', header: { c: 'd' }, formData: { e: 'f' } };
+  assert.deepEqual(await p.uploadFile(upload), { statusCode: 200, data: '{"b":2}', header: {} });
+  const [, uploaded] = wx.calls[2];
+  assert.deepEqual(
+    { url: uploaded.url, filePath: uploaded.filePath, name: uploaded.name, header: uploaded.header, formData: uploaded.formData },
+    upload,
+  );
   assert.equal(await p.checkSession(), false);
   assert.equal(await p.getItem('k'), null);
   await p.setItem('k', 'v');
   assert.equal(await p.getItem('k'), 'v');
   await p.removeItem('k');
   assert.equal(wx.storage.size, 0);
-  assert.deepEqual([...new Uint8Array(await p.readFile('http://tmp/a.png'))], [1, 2]);
 });
 
 test('wxPlatform: a fail callback rejects with its result', async () => {

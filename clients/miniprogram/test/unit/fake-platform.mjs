@@ -73,13 +73,13 @@ export class FakeServer {
     switch (route) {
       case 'GET /v1/me':
         return json(200, this.profile);
-      case 'PATCH /v1/me':
+      case 'PUT /v1/me':
         this.profile = { ...this.profile, nickname: req.data.nickname };
         return json(200, this.profile);
       case 'POST /v1/me/phone':
         this.profile = { ...this.profile, phone: { masked: '138****8000', country_code: '86' } };
         return json(200, this.profile);
-      case 'PUT /v1/me/avatar':
+      case 'POST /v1/me/avatar':
         this.profile = { ...this.profile, avatar_url: `${BASE}/v1/avatars/x.png` };
         return json(200, this.profile);
       case 'POST /v1/wechat/session':
@@ -100,7 +100,6 @@ export class FakePlatform {
     this.takers = [];
     this.codes = 0;
     this.sessionValid = true;
-    this.file = new Uint8Array([0x89, 0x50, 0x4e, 0x47]).buffer;
   }
 
   /** Holds calls of this kind (and path, for requests) until the test releases them. */
@@ -187,10 +186,6 @@ export class FakePlatform {
       const r = this.server.handle(info);
       return { ...r, data: JSON.stringify(r.data) };
     });
-  }
-
-  readFile(filePath) {
-    return this.call('readFile', { filePath }, () => this.file);
   }
 
   checkSession() {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { flush } from './fake-platform.mjs';
-import { assertAuthError, error, loggedIn, rejection } from './support.mjs';
+import { REFRESH, assertAuthError, error, loggedIn, rejection } from './support.mjs';
 
 test('bindPhone posts the button code and updates the user', async () => {
   const { fake, auth } = await loggedIn();
@@ -37,35 +37,72 @@ test('a server error on bindPhone is an AuthError with its code', async () => {
   assert.equal(e.status, 409);
 });
 
-test('uploadAvatar sends the file as multipart/form-data with PUT', async () => {
+test('uploadAvatar posts the file with uploadFile (field file) and updates the user', async () => {
   const { fake, auth } = await loggedIn();
+  const seen = [];
+  auth.on('user', (u) => seen.push(u.avatar_url));
   const user = await auth.uploadAvatar('http://tmp/avatar.png');
-  assert.deepEqual(fake.made('readFile').map((c) => c.filePath), ['http://tmp/avatar.png']);
-  const [put] = fake.made('request', '/v1/me/avatar');
-  assert.equal(put.method, 'PUT');
-  const boundary = /^multipart\/form-data; boundary=(\S+)$/.exec(put.header['content-type'])[1];
-  const text = Buffer.from(put.data).toString('latin1');
-  assert.equal(
-    text,
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="avatar"\r\n` +
-      `Content-Type: application/octet-stream\r\n\r\n\x89PNG\r\n--${boundary}--\r\n`,
+  assert.deepEqual(
+    fake.made('upload').map((c) => [c.url, c.method, c.filePath, c.name, c.header.Authorization]),
+    [['https://login.test/v1/me/avatar', 'POST', 'http://tmp/avatar.png', 'file', 'Bearer A1']],
   );
+  assert.equal(fake.count('request', '/v1/me/avatar'), 0);
   assert.equal(user.avatar_url, 'https://login.test/v1/avatars/x.png');
+  assert.equal(auth.currentUser().avatar_url, user.avatar_url);
+  assert.deepEqual(seen, [user.avatar_url]);
 });
 
-test('uploadAvatar with an unreadable file rejects with file_error', async () => {
+test('uploadAvatar after the access token expired: one refresh, one retry with the new token', async () => {
   const { fake, auth } = await loggedIn();
-  fake.pause('readFile');
+  fake.server.expireAccessTokens();
+  fake.pause('request', REFRESH);
+  const both = Promise.all([auth.uploadAvatar('http://tmp/a.png'), auth.uploadAvatar('http://tmp/b.png')]);
+  (await fake.next('request', REFRESH)).release();
+  fake.resume('request', REFRESH);
+  for (const user of await both) assert.equal(user.avatar_url, 'https://login.test/v1/avatars/x.png');
+  assert.equal(fake.count('request', REFRESH), 1);
+  assert.deepEqual(fake.made('upload').map((c) => [c.filePath, c.token]), [
+    ['http://tmp/a.png', 'A1'],
+    ['http://tmp/b.png', 'A1'],
+    ['http://tmp/a.png', 'A2'],
+    ['http://tmp/b.png', 'A2'],
+  ]);
+});
+
+test('uploadAvatar is retried at most once: a second 401 is reported', async () => {
+  const { fake, auth } = await loggedIn();
+  fake.server.once('/v1/me/avatar', error(401, 'invalid_token'));
+  fake.server.once('/v1/me/avatar', error(401, 'invalid_token'));
+  const e = await rejection(auth.uploadAvatar('http://tmp/a.png'));
+  assertAuthError(e, 'invalid_token');
+  assert.equal(e.status, 401);
+  assert.equal(fake.count('upload'), 2);
+  assert.equal(fake.count('request', REFRESH), 1);
+});
+
+test('uploadAvatar: an error answer (text, as uploadFile gives it) is an AuthError with its code', async () => {
+  const { fake, auth } = await loggedIn();
+  fake.server.once('/v1/me/avatar', error(415, 'unsupported_media_type'));
+  const e = await rejection(auth.uploadAvatar('http://tmp/a.txt'));
+  assertAuthError(e, 'unsupported_media_type');
+  assert.equal(e.status, 415);
+  assert.equal(e.requestId, 'req-test');
+});
+
+test('uploadAvatar: a failed upload (no answer) rejects with network_error', async () => {
+  const { fake, auth } = await loggedIn();
+  fake.pause('upload');
   const pending = rejection(auth.uploadAvatar('http://tmp/gone.png'));
-  (await fake.next('readFile')).fail('readFile:fail no such file');
-  assertAuthError(await pending, 'file_error');
-  assert.equal(fake.count('request', '/v1/me/avatar'), 0);
+  (await fake.next('upload')).fail('uploadFile:fail file not found');
+  const e = await pending;
+  assertAuthError(e, 'network_error');
+  assert.equal(e.message, 'uploadFile:fail file not found');
 });
 
 test('updateProfile and getProfile', async () => {
   const { fake, auth } = await loggedIn();
   assert.equal((await auth.updateProfile({ nickname: '小明' })).nickname, '小明');
-  assert.deepEqual(fake.made('request', '/v1/me').map((c) => [c.method, c.data]), [['PATCH', { nickname: '小明' }]]);
+  assert.deepEqual(fake.made('request', '/v1/me').map((c) => [c.method, c.data]), [['PUT', { nickname: '小明' }]]);
   assert.equal((await auth.getProfile()).created_at, '2024-01-01T00:00:00Z');
   assert.equal(auth.currentUser().nickname, '小明');
 });

@@ -14,8 +14,10 @@ Page({
 
   onPhone(e) {
     this.setData({ error: '' });
-    // With the login_ticket of a phone_required answer: POST /v1/auth/wechat/register;
-    // otherwise a fresh wx.login code with the phone code.
+    // With the login_ticket of a phone_required or registration_closed answer:
+    // POST /v1/auth/wechat/register; otherwise (or once the ticket is gone) a fresh wx.login code
+    // with the phone code. A failure (registration_closed: no user has that number; phone_in_use;
+    // identity_conflict: contact support) is shown and the page stays open.
     return phoneDetail(e.detail)
       .then((detail) => auth.loginWithPhone(detail))
       .then(() => this.finish())
@@ -28,8 +30,9 @@ Page({
       .login()
       .then(() => this.finish())
       .catch((err) => {
-        // A new user of a phone_required app: the phone button completes it.
-        if (err.code === 'phone_required') this.setData({ reason: 'phone_required' });
+        // A new user of a phone_required app, or of a closed app who may have been registered by
+        // phone number: the phone button completes it (with the ticket the client kept).
+        if (err.loginTicket) this.setData({ reason: err.code });
         else this.setData({ error: describe(err) });
       });
   },

@@ -13,7 +13,7 @@ Page({
   },
 
   onChooseAvatar(e) {
-    // A temporary file path: uploaded to PUT /v1/me/avatar; the answer has the public avatar_url.
+    // A temporary file path: wx.uploadFile posts it to /v1/me/avatar; the answer has the public avatar_url.
     this.setData({ error: '', saved: '' });
     return auth
       .uploadAvatar(e.detail.avatarUrl)
