@@ -34,6 +34,8 @@ pub struct AppState {
     pub sealing: SealingKey,
     pub apps: Arc<HashMap<AppId, AppEntry>>,
     pub code_exchanges: CodeExchanges,
+    /// The built-in gateway, when `[[gateway.routes]]` are configured.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 /// Why the server could not start.
@@ -84,6 +86,9 @@ impl AppState {
             )
         })?;
         let store = open_store(&settings).await?;
+        let gateway = crate::gateway::Gateway::new(&settings.gateway)
+            .map_err(StartError::Config)?
+            .map(Arc::new);
         store.migrate().await?;
         let keyring = crate::signing_keys::load_or_create(
             store.as_ref(),
@@ -132,6 +137,7 @@ impl AppState {
             sealing,
             apps: Arc::new(apps),
             code_exchanges: CodeExchanges::new(clock_for_exchanges),
+            gateway,
         })
     }
 

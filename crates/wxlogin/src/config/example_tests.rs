@@ -32,7 +32,12 @@ fn example_keys() -> BTreeMap<String, String> {
     let mut section = String::new();
     for line in EXAMPLE.lines() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
+        // Section headers count commented out too (optional tables such as [[gateway.routes]]).
+        let uncommented = line.strip_prefix("# ").unwrap_or(line);
+        if let Some(header) = uncommented
+            .strip_prefix('[')
+            .filter(|h| h.ends_with(']') && !h.contains(' '))
+        {
             section = header.trim_matches(['[', ']']).to_owned();
             continue;
         }
@@ -104,6 +109,9 @@ secret = "0123456789abcdef0123456789abcdef"
 [[services]]
 client_id = "orders"
 client_secret = "orders-service-secret-0001"
+[[gateway.routes]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:3000"
 "#,
     )
     .unwrap();

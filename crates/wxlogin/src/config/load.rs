@@ -8,8 +8,9 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use super::{
-    AppSettings, ConfigError, DatabaseSettings, LogSettings, Registration, SecuritySettings,
-    ServerSettings, ServiceSettings, Settings, TokenSettings, WechatSettings, validate,
+    AppSettings, ConfigError, DatabaseSettings, GatewaySettings, IdentityHeaderSettings,
+    LogSettings, Registration, SecuritySettings, ServerSettings, ServiceSettings, Settings,
+    TokenSettings, WechatSettings, validate,
 };
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
@@ -26,6 +27,8 @@ struct RawSettings {
     apps: Vec<RawApp>,
     services: Vec<RawService>,
     log: LogSettings,
+    identity_headers: IdentityHeaderSettings,
+    gateway: GatewaySettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -142,6 +145,8 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         apps,
         services,
         log: raw.log,
+        identity_headers: raw.identity_headers,
+        gateway: raw.gateway,
     })
 }
 

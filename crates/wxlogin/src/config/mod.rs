@@ -39,6 +39,132 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     pub services: Vec<ServiceSettings>,
     pub log: LogSettings,
+    pub identity_headers: IdentityHeaderSettings,
+    pub gateway: GatewaySettings,
+}
+
+/// One identity header of forward auth (`GET /v1/auth/verify`) and the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityHeader {
+    /// `X-WX-User-Id`
+    UserId,
+    /// `X-WX-AppId`
+    Appid,
+    /// `X-WX-OpenId`
+    Openid,
+    /// `X-WX-UnionId` (only when WeChat gave one)
+    Unionid,
+    /// `X-WX-Session-Id`
+    SessionId,
+}
+
+impl IdentityHeader {
+    pub const ALL: [Self; 5] = [
+        Self::UserId,
+        Self::Appid,
+        Self::Openid,
+        Self::Unionid,
+        Self::SessionId,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserId => "user_id",
+            Self::Appid => "appid",
+            Self::Openid => "openid",
+            Self::Unionid => "unionid",
+            Self::SessionId => "session_id",
+        }
+    }
+
+    /// The HTTP header name.
+    pub fn header_name(self) -> &'static str {
+        match self {
+            Self::UserId => "x-wx-user-id",
+            Self::Appid => "x-wx-appid",
+            Self::Openid => "x-wx-openid",
+            Self::Unionid => "x-wx-unionid",
+            Self::SessionId => "x-wx-session-id",
+        }
+    }
+}
+
+/// Which identity headers forward auth and the gateway set (all by default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeaderSettings {
+    pub include: Vec<IdentityHeader>,
+}
+
+impl Default for IdentityHeaderSettings {
+    fn default() -> Self {
+        Self {
+            include: IdentityHeader::ALL.to_vec(),
+        }
+    }
+}
+
+/// The built-in gateway: requests under a route's prefix are forwarded to its upstream with the
+/// caller's identity headers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// Connection timeout to an upstream, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time limit for an upstream to start answering (and for each read of its body), in ms.
+    pub timeout_ms: u64,
+    pub routes: Vec<GatewayRoute>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            timeout_ms: 30_000,
+            routes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayRoute {
+    /// A path prefix, e.g. `/api/`; matched on whole path segments, the longest prefix wins.
+    pub prefix: String,
+    /// `http://` or `https://` base URL of the business server.
+    pub upstream: String,
+    #[serde(default)]
+    pub auth: RouteAuth,
+    /// Forward the client's `Authorization` header too (removed by default).
+    #[serde(default)]
+    pub pass_authorization: bool,
+    /// Remove the prefix from the forwarded path (`/api/orders` → `/orders`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+/// Whether a gateway route needs a signed-in caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAuth {
+    /// A valid access token, else 401 (the upstream is not called).
+    #[default]
+    Required,
+    /// Identity headers when a valid token came; none without a token; 401 for an invalid one.
+    Optional,
+    /// No token checked; identity headers are never set (and a client's are still removed).
+    None,
+}
+
+impl RouteAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+            Self::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -17,10 +17,34 @@ struct View {
     tokens: TokensView,
     wechat: WechatView,
     log: LogView,
+    identity_headers: IdentityHeadersView,
+    gateway: GatewayView,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     apps: Vec<AppView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     services: Vec<ServiceView>,
+}
+
+#[derive(Serialize)]
+struct IdentityHeadersView {
+    include: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct GatewayView {
+    connect_timeout_ms: u64,
+    timeout_ms: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<RouteView>,
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    prefix: String,
+    upstream: String,
+    auth: &'static str,
+    pass_authorization: bool,
+    strip_prefix: bool,
 }
 
 #[derive(Serialize)]
@@ -140,6 +164,30 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
         log: LogView {
             format: s.log.format.as_str(),
             level: s.log.level.clone(),
+        },
+        identity_headers: IdentityHeadersView {
+            include: s
+                .identity_headers
+                .include
+                .iter()
+                .map(|h| h.as_str())
+                .collect(),
+        },
+        gateway: GatewayView {
+            connect_timeout_ms: s.gateway.connect_timeout_ms,
+            timeout_ms: s.gateway.timeout_ms,
+            routes: s
+                .gateway
+                .routes
+                .iter()
+                .map(|r| RouteView {
+                    prefix: r.prefix.clone(),
+                    upstream: redact_url_password(&r.upstream),
+                    auth: r.auth.as_str(),
+                    pass_authorization: r.pass_authorization,
+                    strip_prefix: r.strip_prefix,
+                })
+                .collect(),
         },
         apps: s
             .apps

@@ -20,6 +20,8 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     if let Some(url) = &s.database.url {
         database_url(url)?;
     }
+
+    gateway(s)?;
     positive(
         "database.max_connections",
         s.database.max_connections.into(),
@@ -167,6 +169,48 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
 }
 
 /// A base URL to which paths are appended: http(s), a host, no path end slash, query or fragment.
+/// Paths the server answers itself: a gateway route there would never be reached, or would shadow
+/// the login API.
+const OWN_PREFIXES: [&str; 3] = ["/v1/", "/internal/", "/.well-known/"];
+
+fn gateway(s: &Settings) -> Result<(), ConfigError> {
+    positive("gateway.connect_timeout_ms", s.gateway.connect_timeout_ms)?;
+    positive("gateway.timeout_ms", s.gateway.timeout_ms)?;
+    let mut prefixes = HashSet::new();
+    for (i, route) in s.gateway.routes.iter().enumerate() {
+        let key = format!("gateway.routes[{i}].prefix");
+        let prefix = route.prefix.as_str();
+        if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) || prefix.contains("//") {
+            return Err(ConfigError::invalid(
+                &key,
+                "must be a path starting with / (e.g. \"/api/\")",
+            ));
+        }
+        let with_slash = if prefix.ends_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}/")
+        };
+        if OWN_PREFIXES
+            .iter()
+            .any(|own| with_slash.starts_with(own) || own.starts_with(&with_slash) && prefix != "/")
+            || ["/healthz", "/readyz", "/docs", "/openapi.json"].contains(&prefix)
+        {
+            return Err(ConfigError::invalid(
+                &key,
+                "overlaps wxlogin's own paths (/v1/, /internal/, /.well-known/, /healthz, /readyz, /docs, /openapi.json)",
+            ));
+        }
+        if !prefixes.insert(with_slash) {
+            return Err(ConfigError::invalid(&key, "is listed twice"));
+        }
+        let key = format!("gateway.routes[{i}].upstream");
+        let upstream = route.upstream.trim_end_matches('/');
+        http_url(&key, upstream)?;
+    }
+    Ok(())
+}
+
 fn http_url(key: &str, text: &str) -> Result<(), ConfigError> {
     let url =
         Url::parse(text).map_err(|e| ConfigError::invalid(key, format!("is not a URL ({e})")))?;

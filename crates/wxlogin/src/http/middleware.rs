@@ -50,6 +50,15 @@ pub async fn request_context(request: Request, next: Next) -> Response {
 
 /// Ends a request that takes longer than `server.request_timeout_ms` with a 503.
 pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The gateway applies its own upstream timeout, and its responses stream for as long as the
+    // upstream sends.
+    if state
+        .gateway
+        .as_ref()
+        .is_some_and(|g| g.route(request.uri().path()).is_some())
+    {
+        return next.run(request).await;
+    }
     let limit = Duration::from_millis(state.settings.server.request_timeout_ms);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,

@@ -4,6 +4,7 @@
 mod auth;
 mod avatars;
 pub mod extract;
+mod forward;
 mod internal;
 mod me;
 mod middleware;
@@ -63,6 +64,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::register))
+        .routes(routes!(forward::verify))
         .routes(routes!(me::get_me))
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::openid_configuration))
@@ -99,13 +101,25 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Paths the API does not serve: the gateway's, when a route matches, else 404.
+async fn gateway_or_not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match crate::gateway::forward(&state, request).await {
+        Some(response) => response,
+        None => ApiError::not_found().into_response(),
+    }
+}
+
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.settings.server.body_limit_bytes;
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(gateway_or_not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(

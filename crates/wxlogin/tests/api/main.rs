@@ -5,8 +5,10 @@ mod helpers;
 
 mod cli;
 mod discovery;
+mod forward;
 mod internal;
 mod login;
+mod nginx;
 mod open_data;
 mod open_data_api;
 mod phone;

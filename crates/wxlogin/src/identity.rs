@@ -1,0 +1,50 @@
+//! The caller's identity as headers for the business API: forward auth (`GET /v1/auth/verify`) and
+//! the built-in gateway set the same `X-WX-*` headers, chosen by `[identity_headers]`.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::app::AppState;
+use crate::config::IdentityHeader;
+use crate::error::ApiError;
+use crate::http::extract::AuthUser;
+
+/// Whether a header name is one of the identity headers' namespace (`X-WX-*`), which clients must
+/// never be able to set themselves.
+pub fn is_identity_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with("x-wx-")
+}
+
+/// The configured identity headers of `user`. The openid and unionid come from the user's identity
+/// in the token's app (one read, only when those headers are configured).
+pub async fn identity_headers(state: &AppState, user: &AuthUser) -> Result<HeaderMap, ApiError> {
+    let include = &state.settings.identity_headers.include;
+    let needs_identity = include
+        .iter()
+        .any(|h| matches!(h, IdentityHeader::Openid | IdentityHeader::Unionid));
+    let identity = if needs_identity {
+        state
+            .store
+            .find_identity_by_user(&user.user_id, &user.appid)
+            .await?
+    } else {
+        None
+    };
+    let mut headers = HeaderMap::new();
+    for header in include {
+        let value = match header {
+            IdentityHeader::UserId => Some(user.user_id.as_str()),
+            IdentityHeader::Appid => Some(user.appid.as_str()),
+            IdentityHeader::SessionId => Some(user.session_id.as_str()),
+            IdentityHeader::Openid => identity.as_ref().map(|i| i.openid.as_str()),
+            IdentityHeader::Unionid => identity
+                .as_ref()
+                .and_then(|i| i.unionid.as_ref())
+                .map(|u| u.as_str()),
+        };
+        // Ids are validated ASCII tokens, so they are always valid header values.
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(header.header_name()), value);
+        }
+    }
+    Ok(headers)
+}
