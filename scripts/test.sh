@@ -23,6 +23,24 @@ else
   echo "PostgreSQL store tests: skipped (no server on 127.0.0.1:5432; set WXLOGIN_TEST_POSTGRES_URL)"
 fi
 
+# The token verification examples of docs/integrations.md run inside `cargo test` (wxlogin-verify's
+# snippets test): install their dependencies when missing. Without Node.js or Python that test says
+# what it skipped (and fails in CI).
+examples=examples/verify
+if [ ! -d "${examples}/node/node_modules" ] && command -v npm >/dev/null 2>&1; then
+  (cd "${examples}/node" && npm ci --no-audit --no-fund)
+fi
+if [ ! -x "${examples}/python/.venv/bin/python" ]; then
+  if command -v python3 >/dev/null 2>&1 && python3 -m venv "${examples}/python/.venv"; then
+    "${examples}/python/.venv/bin/pip" install -q -r "${examples}/python/requirements.txt" || {
+      rm -rf "${examples}/python/.venv"
+      echo "Python token verification example: its packages did not install; the test will skip it"
+    }
+  else
+    echo "Python token verification example: skipped (python3 with venv not found)"
+  fi
+fi
+
 cargo test --workspace --locked "$@"
 
 client=clients/miniprogram
