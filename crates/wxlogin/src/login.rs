@@ -150,6 +150,16 @@ impl Proven {
         }
     }
 
+    /// The identity a login ticket kept while its registration was pending.
+    fn from_ticket(ticket: &LoginTicket) -> Self {
+        Self {
+            appid: ticket.appid.clone(),
+            openid: ticket.openid.clone(),
+            unionid: ticket.unionid.clone(),
+            sealed_session_key: ticket.sealed_session_key.clone(),
+        }
+    }
+
     fn identity(&self, user: &UserId, now: i64) -> Identity {
         Identity {
             appid: self.appid.clone(),
@@ -222,12 +232,7 @@ pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) ->
     let Some(app) = state.apps.get(&taken.appid) else {
         return Err(ApiError::unknown_app());
     };
-    let proven = Proven {
-        appid: taken.appid.clone(),
-        openid: taken.openid.clone(),
-        unionid: taken.unionid.clone(),
-        sealed_session_key: taken.sealed_session_key.clone(),
-    };
+    let proven = Proven::from_ticket(&taken);
     let admitted = match crate::phone::fetch_phone(state, &proven.appid, phone_code).await {
         Ok(phone) => admit(state, app.registration, &proven, Some(phone)).await,
         Err(e) => Err(e),
@@ -299,12 +304,7 @@ async fn admit(
                     now,
                 )
                 .await?;
-            let user = load_user(state, &identity.user_id).await?;
-            let user = match phone {
-                Some(phone) => crate::phone::bind_phone(state, user, phone).await?,
-                None => user,
-            };
-            return Ok((user, false));
+            return existing_user(state, &identity.user_id, phone).await;
         }
 
         let linked = match &proven.unionid {
@@ -342,12 +342,7 @@ async fn admit(
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(user = %user_id, appid = %proven.appid, "linked a new WeChat identity to an existing user");
-            let user = load_user(state, &user_id).await?;
-            let user = match phone {
-                Some(phone) => crate::phone::bind_phone(state, user, phone).await?,
-                None => user,
-            };
-            return Ok((user, false));
+            return existing_user(state, &user_id, phone).await;
         }
 
         match (policy, &phone) {
@@ -385,12 +380,22 @@ async fn admit(
     Err(ApiError::internal(&"a WeChat identity kept conflicting"))
 }
 
-async fn load_user(state: &AppState, id: &UserId) -> Result<User, ApiError> {
-    state
+/// An existing user (not new), with `phone` bound when the login brought one.
+async fn existing_user(
+    state: &AppState,
+    id: &UserId,
+    phone: Option<Phone>,
+) -> Result<(User, bool), ApiError> {
+    let user = state
         .store
         .get_user(id)
         .await?
-        .ok_or_else(|| ApiError::internal(&"identity without its user"))
+        .ok_or_else(|| ApiError::internal(&"identity without its user"))?;
+    let user = match phone {
+        Some(phone) => crate::phone::bind_phone(state, user, phone).await?,
+        None => user,
+    };
+    Ok((user, false))
 }
 
 /// The one user whose identities carry `unionid`, if any; two is a conflict left to an operator.

@@ -174,6 +174,16 @@ pub async fn spawn_upstream() -> (String, tokio::task::JoinHandle<()>, Arc<Atomi
     (address, server, calls)
 }
 
+/// `GET path` through the server with one extra header (a spoofed identity, a bad Authorization).
+async fn get_with_header(app: &TestApp, path: &str, name: &str, value: &str) -> reqwest::Response {
+    app.http
+        .get(app.url(path))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn route(prefix: &str, upstream: &str, auth: RouteAuth) -> GatewayRoute {
     GatewayRoute {
         prefix: prefix.to_owned(),
@@ -236,31 +246,13 @@ async fn the_gateway_forwards_with_identity_headers_and_strips_spoofed_ones() {
     assert!(headers["x-request-id"].is_string());
 
     // Required: no token, no upstream call.
-    let response = app
-        .http
-        .get(app.url("/api/orders"))
-        .header("x-wx-user-id", "u_spoofed")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_header(&app, "/api/orders", "x-wx-user-id", "u_spoofed").await;
     assert_error(response, 401, "invalid_token").await;
-    let response = app
-        .http
-        .get(app.url("/api/orders"))
-        .header("authorization", "Bearer")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_header(&app, "/api/orders", "authorization", "Bearer").await;
     assert_error(response, 401, "invalid_token").await;
 
     // Optional: anonymous without a token (and no spoofing), identity with one.
-    let response = app
-        .http
-        .get(app.url("/public/news"))
-        .header("x-wx-user-id", "u_spoofed")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_header(&app, "/public/news", "x-wx-user-id", "u_spoofed").await;
     let seen: serde_json::Value = response.json().await.unwrap();
     assert!(seen["headers"].get("x-wx-user-id").is_none());
     let seen: serde_json::Value = app
@@ -274,13 +266,7 @@ async fn the_gateway_forwards_with_identity_headers_and_strips_spoofed_ones() {
     assert_error(response, 401, "invalid_token").await;
 
     // None: passes without a token; still no spoofing.
-    let response = app
-        .http
-        .get(app.url("/open"))
-        .header("x-wx-session-id", "s_spoofed")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_header(&app, "/open", "x-wx-session-id", "s_spoofed").await;
     let seen: serde_json::Value = response.json().await.unwrap();
     assert_eq!(seen["uri"], "/open");
     assert!(seen["headers"].get("x-wx-session-id").is_none());

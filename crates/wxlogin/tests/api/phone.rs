@@ -15,6 +15,16 @@ async fn bind(app: &TestApp, token: &str, body: serde_json::Value) -> reqwest::R
     app.post_authed("/v1/me/phone", token, body).await
 }
 
+/// Binds `number` with a phone code minted for `user`, as the getPhoneNumber button would.
+async fn bind_number(app: &TestApp, token: &str, user: &str, number: &str) -> reqwest::Response {
+    bind(
+        app,
+        token,
+        json!({ "code": app.phone_code_for(user, number) }),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_phone_code_binds_the_number_shown_masked_to_the_user_and_in_full_to_services() {
     let app = TestApp::spawn().await;
@@ -126,47 +136,22 @@ async fn a_number_bound_to_another_account_is_refused_and_nothing_changes() {
     let app = TestApp::spawn().await;
     let alice = access(&app.login("alice").await);
     let bob = access(&app.login("bob").await);
-    let response = bind(
-        &app,
-        &alice,
-        json!({ "code": app.phone_code_for("alice", ALICE_PHONE) }),
-    )
-    .await;
+    let response = bind_number(&app, &alice, "alice", ALICE_PHONE).await;
     assert_eq!(response.status(), 200);
 
-    let response = bind(
-        &app,
-        &bob,
-        json!({ "code": app.phone_code_for("bob", ALICE_PHONE) }),
-    )
-    .await;
+    let response = bind_number(&app, &bob, "bob", ALICE_PHONE).await;
     assert_error(response, 409, "phone_in_use").await;
     let me: serde_json::Value = app.get_authed("/v1/me", &bob).await.json().await.unwrap();
     assert_eq!(me["phone"], json!(null));
 
     // Binding one's own number again is fine; a new number replaces the old one.
-    let response = bind(
-        &app,
-        &alice,
-        json!({ "code": app.phone_code_for("alice", ALICE_PHONE) }),
-    )
-    .await;
+    let response = bind_number(&app, &alice, "alice", ALICE_PHONE).await;
     assert_eq!(response.status(), 200);
-    let response = bind(
-        &app,
-        &alice,
-        json!({ "code": app.phone_code_for("alice", "13900139000") }),
-    )
-    .await;
+    let response = bind_number(&app, &alice, "alice", "13900139000").await;
     let me: serde_json::Value = response.json().await.unwrap();
     assert_eq!(me["phone"]["masked"], "139****9000");
     // Alice's old number is free again.
-    let response = bind(
-        &app,
-        &bob,
-        json!({ "code": app.phone_code_for("bob", ALICE_PHONE) }),
-    )
-    .await;
+    let response = bind_number(&app, &bob, "bob", ALICE_PHONE).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -207,12 +192,7 @@ async fn phone_code_on_login_binds_in_the_same_round_trip() {
 async fn a_new_user_whose_number_is_taken_is_not_created() {
     let app = TestApp::spawn().await;
     let alice = access(&app.login("alice").await);
-    let response = bind(
-        &app,
-        &alice,
-        json!({ "code": app.phone_code_for("alice", ALICE_PHONE) }),
-    )
-    .await;
+    let response = bind_number(&app, &alice, "alice", ALICE_PHONE).await;
     assert_eq!(response.status(), 200);
 
     let response = app
