@@ -28,7 +28,7 @@ mod error;
 mod extract;
 mod verifier;
 
-pub use clock::{Clock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, Rejection, VerifyError};
 pub use extract::{OptionalWxUser, REQUEST_ID_HEADER, WxUser, bearer_token};
 pub use verifier::{BuildError, Claims, Verifier, VerifierConfig, install_crypto_provider};

@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{SharedClock, SystemClock, unix_millis};
+use crate::clock::{SharedClock, SystemClock};
 use crate::error::VerifyError;
 
 /// The `typ` of wxlogin access tokens (RFC 9068).
@@ -203,7 +203,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|e| claims_error(e.kind()))?
             .claims;
-        let now = unix_millis(self.inner.clock.as_ref()).div_euclid(1000);
+        let now = self.inner.clock.unix_millis().div_euclid(1000);
         let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
         if claims.exp.saturating_add(leeway) <= now {
             return Err(VerifyError::Expired);
@@ -289,7 +289,7 @@ impl Verifier {
     }
 
     fn now_ms(&self) -> i64 {
-        unix_millis(self.inner.clock.as_ref())
+        self.inner.clock.unix_millis()
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<Key>>, String> {

@@ -1,5 +1,5 @@
-//! `AppState` and `Application`: build the server from settings, bind, run until stopped. The only
-//! place that knows the concrete store.
+//! The composition root: builds the server from settings (the one place that names the concrete
+//! store and shared-state implementations), binds, and runs until stopped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,36 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::config::{Registration, Settings};
-use crate::crypto::SealingKey;
-use crate::domain::{AppId, AppSecret};
-use crate::login::CodeExchanges;
+use crate::config::Settings;
+use crate::http::Gateway;
+use crate::services::CodeExchanges;
+use crate::shared::SharedState;
+use crate::shared::memory::MemoryState;
+use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
-use crate::tokens::{AccessTokenSettings, TokenService};
+use crate::tokens::{AccessTokenSettings, KeyringError, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
-
-/// A mini program this server serves.
-#[derive(Debug, Clone)]
-pub struct AppEntry {
-    pub secret: AppSecret,
-    pub registration: Registration,
-}
-
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub clock: SharedClock,
-    pub store: Arc<dyn Store>,
-    pub wechat: WechatClient,
-    pub wechat_tokens: AccessTokens,
-    pub tokens: TokenService,
-    pub sealing: SealingKey,
-    pub apps: Arc<HashMap<AppId, AppEntry>>,
-    pub code_exchanges: CodeExchanges,
-    /// The built-in gateway, when `[[gateway.routes]]` are configured.
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +28,8 @@ pub enum StartError {
     Wechat(#[from] crate::wechat::WechatError),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("shared state: {0}")]
+    Shared(#[from] crate::shared::SharedError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -76,94 +57,96 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     }
 }
 
-impl AppState {
-    /// Connects and migrates the store, loads (or creates) the signing keys, and prepares the
-    /// WeChat client.
-    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
-        let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
-            StartError::Config(
-                "security.sealing_key (or security.sealing_key_file) is required".into(),
-            )
-        })?;
-        let store = open_store(&settings).await?;
-        let gateway = crate::gateway::Gateway::new(&settings.gateway)
-            .map_err(StartError::Config)?
-            .map(Arc::new);
-        store.migrate().await?;
-        let keyring = crate::signing_keys::load_or_create(
-            store.as_ref(),
-            &sealing,
-            settings.tokens.algorithm,
-            clock.unix_millis(),
-        )
-        .await?;
-        let tokens = TokenService::new(
-            AccessTokenSettings {
-                issuer: settings.issuer(),
-                audience: settings.tokens.audience.clone(),
-                ttl: Duration::from_secs(settings.tokens.access_ttl_secs),
-                alg: settings.tokens.algorithm,
-                leeway: Duration::from_secs(settings.tokens.leeway_secs),
-            },
-            keyring,
-        );
-        let wechat = WechatClient::new(&settings.wechat_client_config())?;
-        let apps: HashMap<AppId, AppEntry> = settings
-            .apps
-            .iter()
-            .map(|app| {
-                let entry = AppEntry {
-                    secret: app.secret.clone(),
-                    registration: app.registration,
-                };
-                (app.appid.clone(), entry)
-            })
-            .collect();
-        let wechat_tokens = AccessTokens::new(
-            wechat.clone(),
-            clock.clone(),
-            settings.wechat.token_mode,
-            apps.iter()
-                .map(|(id, app)| (id.clone(), app.secret.clone())),
-        );
-        let clock_for_exchanges = clock.clone();
-        Ok(Self {
-            settings: Arc::new(settings),
-            clock,
-            store,
-            wechat,
-            wechat_tokens,
-            tokens,
-            sealing,
-            apps: Arc::new(apps),
-            code_exchanges: CodeExchanges::new(clock_for_exchanges),
-            gateway,
+impl From<KeyringError> for StartError {
+    fn from(e: KeyringError) -> Self {
+        match e {
+            KeyringError::Store(e) => Self::Store(e),
+            KeyringError::Keys(e) => Self::Keys(e),
+        }
+    }
+}
+
+/// Connects and migrates the store, loads (or creates) the signing keys, and prepares the shared
+/// state and the WeChat client.
+pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppState, StartError> {
+    let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
+        StartError::Config("security.sealing_key (or security.sealing_key_file) is required".into())
+    })?;
+    let store = open_store(&settings).await?;
+    store.migrate().await?;
+    let keyring = crate::tokens::load_or_create(
+        store.as_ref(),
+        &sealing,
+        settings.tokens.algorithm,
+        clock.unix_millis(),
+    )
+    .await?;
+    let tokens = TokenService::new(
+        AccessTokenSettings {
+            issuer: settings.issuer(),
+            audience: settings.tokens.audience.clone(),
+            ttl: Duration::from_secs(settings.tokens.access_ttl_secs),
+            alg: settings.tokens.algorithm,
+            leeway: Duration::from_secs(settings.tokens.leeway_secs),
+        },
+        keyring,
+    );
+    let wechat = WechatClient::new(&settings.wechat_client_config())?;
+    let apps: HashMap<_, _> = settings
+        .apps
+        .iter()
+        .map(|app| {
+            let entry = AppEntry {
+                secret: app.secret.clone(),
+                registration: app.registration,
+            };
+            (app.appid.clone(), entry)
         })
-    }
-
-    pub fn now_millis(&self) -> i64 {
-        self.clock.unix_millis()
-    }
-
-    pub fn now_secs(&self) -> i64 {
-        self.clock.unix_secs()
-    }
+        .collect();
+    let wechat_tokens = AccessTokens::new(
+        wechat.clone(),
+        clock.clone(),
+        settings.wechat.token_mode,
+        apps.iter()
+            .map(|(id, app)| (id.clone(), app.secret.clone())),
+    );
+    let shared = SharedState::from_one(Arc::new(MemoryState::new(clock.clone())));
+    Ok(AppState {
+        settings: Arc::new(settings),
+        clock,
+        store,
+        code_exchanges: CodeExchanges::new(shared.claims.clone()),
+        shared,
+        wechat,
+        wechat_tokens,
+        tokens,
+        sealing,
+        apps: Arc::new(apps),
+    })
 }
 
 /// A bound server: build, learn the port, run until a shutdown signal.
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    gateway: Option<Arc<Gateway>>,
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
         let addr = settings.server.listen;
-        let state = AppState::build(settings, clock).await?;
+        let gateway = Gateway::new(&settings.gateway)
+            .map_err(StartError::Config)?
+            .map(Arc::new);
+        let state = build_state(settings, clock).await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            gateway,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -187,14 +170,12 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_millis(self.state.settings.server.shutdown_grace_ms);
-        let refresher = self
-            .state
-            .wechat_tokens
-            .spawn_refresher(Duration::from_millis(
-                self.state.settings.wechat.token_refresh_check_ms,
-            ));
+        let refresher = crate::services::wechat_tokens::spawn_refresher(
+            self.state.clone(),
+            Duration::from_millis(self.state.settings.wechat.token_refresh_check_ms),
+        );
         let _stop_refresher = AbortOnDrop(refresher);
-        let router = crate::http::router(self.state);
+        let router = crate::http::router(self.state, self.gateway);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
             shutdown.await;

@@ -1,6 +1,4 @@
-//! Time comes from a [`Clock`]. The implementation lives in the simulator crate so that one test
-//! clock drives both the server and the simulator; this is the server's only door to it.
+//! Time comes from a [`Clock`] of the shared clock crate, which the simulator and the token verifier
+//! use too, so one test clock drives them all.
 
-pub use wechat_mock::clock::{
-    Clock, ManualClock, SharedClock, SystemClock, system, unix_millis, unix_secs,
-};
+pub use wxlogin_clock::{Clock, ManualClock, SharedClock, SystemClock, system};

@@ -1,5 +1,6 @@
-//! `ApiError`: the one HTTP error type. Stable machine codes of the API contract, a human message,
-//! the request id, and the headers each status needs (`WWW-Authenticate`, `Retry-After`).
+//! The one HTTP error type: [`ErrorCode`], the stable machine codes of the API contract (each with its
+//! status), and [`ApiError`], a code with a human message and the headers each status needs
+//! (`WWW-Authenticate`, `Retry-After`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,20 +10,150 @@ use crate::wechat::{ErrCode, WechatError};
 
 tokio::task_local! {
     /// The id of the request being handled, set by the request-id middleware.
-    pub static REQUEST_ID: String;
+    pub(crate) static REQUEST_ID: String;
 }
 
 /// The current request's id ("-" outside a request).
-pub fn current_request_id() -> String {
+pub(crate) fn current_request_id() -> String {
     REQUEST_ID
         .try_with(Clone::clone)
         .unwrap_or_else(|_| "-".to_owned())
 }
 
+/// Every machine code a client can receive in `error`, as listed in `docs/api.md`. A test holds this
+/// list against that table, so the two cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidCode,
+    InvalidTicket,
+    WatermarkMismatch,
+    InvalidToken,
+    InvalidGrant,
+    InvalidClient,
+    LoginBlocked,
+    RegistrationClosed,
+    PhoneRequired,
+    UnknownApp,
+    NotFound,
+    MethodNotAllowed,
+    PhoneInUse,
+    IdentityMismatch,
+    IdentityConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    StaleSessionKey,
+    RateLimited,
+    Internal,
+    WechatError,
+    UpstreamUnavailable,
+    Unavailable,
+    WechatUnavailable,
+    UpstreamTimeout,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the table in `docs/api.md`.
+    pub const ALL: [Self; 26] = [
+        Self::InvalidRequest,
+        Self::InvalidCode,
+        Self::InvalidTicket,
+        Self::WatermarkMismatch,
+        Self::InvalidToken,
+        Self::InvalidGrant,
+        Self::InvalidClient,
+        Self::LoginBlocked,
+        Self::RegistrationClosed,
+        Self::PhoneRequired,
+        Self::UnknownApp,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::PhoneInUse,
+        Self::IdentityMismatch,
+        Self::IdentityConflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::StaleSessionKey,
+        Self::RateLimited,
+        Self::Internal,
+        Self::WechatError,
+        Self::UpstreamUnavailable,
+        Self::Unavailable,
+        Self::WechatUnavailable,
+        Self::UpstreamTimeout,
+    ];
+
+    /// The code as clients see it in `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidCode => "invalid_code",
+            Self::InvalidTicket => "invalid_ticket",
+            Self::WatermarkMismatch => "watermark_mismatch",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::LoginBlocked => "login_blocked",
+            Self::RegistrationClosed => "registration_closed",
+            Self::PhoneRequired => "phone_required",
+            Self::UnknownApp => "unknown_app",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PhoneInUse => "phone_in_use",
+            Self::IdentityMismatch => "identity_mismatch",
+            Self::IdentityConflict => "identity_conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::StaleSessionKey => "stale_session_key",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::WechatError => "wechat_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::Unavailable => "unavailable",
+            Self::WechatUnavailable => "wechat_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The HTTP status that always goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest | Self::InvalidCode | Self::InvalidTicket => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::WatermarkMismatch => StatusCode::BAD_REQUEST,
+            Self::InvalidToken | Self::InvalidGrant | Self::InvalidClient => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::LoginBlocked | Self::RegistrationClosed | Self::PhoneRequired => {
+                StatusCode::FORBIDDEN
+            }
+            Self::UnknownApp | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PhoneInUse | Self::IdentityMismatch | Self::IdentityConflict => {
+                StatusCode::CONFLICT
+            }
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::StaleSessionKey => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::WechatError | Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::Unavailable | Self::WechatUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
     /// With `phone_required` and `registration_closed`: the ticket that finishes the registration.
@@ -56,9 +187,8 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             retry_after_secs: None,
@@ -72,46 +202,42 @@ impl ApiError {
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn invalid_code() -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_code",
+            ErrorCode::InvalidCode,
             "the login code is invalid, expired or already used; call wx.login again",
         )
     }
 
     pub fn invalid_token(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+        Self::new(ErrorCode::InvalidToken, message)
     }
 
     pub fn invalid_grant() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_grant",
+            ErrorCode::InvalidGrant,
             "the refresh token is unknown, expired, revoked or reused; log in again",
         )
     }
 
     pub fn invalid_client() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            ErrorCode::InvalidClient,
             "a valid service credential (HTTP Basic client_id:client_secret) is required",
         )
     }
 
     pub fn login_blocked(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "login_blocked", message)
+        Self::new(ErrorCode::LoginBlocked, message)
     }
 
     /// Open data that does not decrypt with the stored session_key: WeChat rotated the key.
     pub fn stale_session_key() -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "stale_session_key",
+            ErrorCode::StaleSessionKey,
             "the data does not decrypt with the stored session_key; call wx.login, \
              POST /v1/wechat/session with the code, then retry",
         )
@@ -119,14 +245,13 @@ impl ApiError {
 
     /// Decrypted open data stamped for another appid, or too old.
     pub fn watermark_mismatch(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "watermark_mismatch", message)
+        Self::new(ErrorCode::WatermarkMismatch, message)
     }
 
     /// A fresh code that belongs to another WeChat user than the current session.
     pub fn identity_mismatch() -> Self {
         Self::new(
-            StatusCode::CONFLICT,
-            "identity_mismatch",
+            ErrorCode::IdentityMismatch,
             "this code belongs to another WeChat user than the signed-in one",
         )
     }
@@ -135,8 +260,7 @@ impl ApiError {
     /// another (or a unionid that changed): never merged, the operator decides.
     pub fn identity_conflict() -> Self {
         Self::new(
-            StatusCode::CONFLICT,
-            "identity_conflict",
+            ErrorCode::IdentityConflict,
             "this WeChat account is linked to two different users; contact the app's support",
         )
     }
@@ -144,8 +268,7 @@ impl ApiError {
     /// The phone number is bound to another account (never merged silently).
     pub fn phone_in_use() -> Self {
         Self::new(
-            StatusCode::CONFLICT,
-            "phone_in_use",
+            ErrorCode::PhoneInUse,
             "this phone number is bound to another account",
         )
     }
@@ -154,8 +277,7 @@ impl ApiError {
     /// `wx.login`).
     pub fn phone_required(ticket: LoginTicketText) -> Self {
         let mut e = Self::new(
-            StatusCode::FORBIDDEN,
-            "phone_required",
+            ErrorCode::PhoneRequired,
             "new users of this app sign up with their phone number: send `login_ticket` and a \
              getPhoneNumber code to POST /v1/auth/wechat/register",
         );
@@ -167,8 +289,7 @@ impl ApiError {
     /// can still be found by the phone number (`POST /v1/auth/wechat/register`).
     pub fn registration_closed(ticket: Option<LoginTicketText>) -> Self {
         let mut e = Self::new(
-            StatusCode::FORBIDDEN,
-            "registration_closed",
+            ErrorCode::RegistrationClosed,
             "this app admits existing users only; no account matches this WeChat user or phone",
         );
         e.login_ticket = ticket;
@@ -178,69 +299,52 @@ impl ApiError {
     /// A login ticket that is unknown, expired or already used.
     pub fn invalid_ticket() -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_ticket",
+            ErrorCode::InvalidTicket,
             "the login ticket is unknown, expired or already used; call wx.login and log in again",
         )
     }
 
     pub fn unknown_app() -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "unknown_app",
+            ErrorCode::UnknownApp,
             "this appid is not configured on this server",
         )
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such route or resource",
-        )
+        Self::new(ErrorCode::NotFound, "no such route or resource")
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not accept that method",
         )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is larger than {limit} bytes"),
         )
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
+        Self::new(ErrorCode::UnsupportedMediaType, message)
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests; retry later",
-        )
-        .retry_after(retry_after_secs)
+        Self::new(ErrorCode::RateLimited, "too many requests; retry later")
+            .retry_after(retry_after_secs)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(5)
+        Self::new(ErrorCode::Unavailable, message).retry_after(5)
     }
 
     pub fn wechat_unavailable() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "wechat_unavailable",
+            ErrorCode::WechatUnavailable,
             "WeChat timed out, was unreachable or busy; retry later",
         )
         .retry_after(5)
@@ -250,8 +354,7 @@ impl ApiError {
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; the server log has the cause under this request id",
         )
     }
@@ -285,7 +388,7 @@ impl From<WechatError> for ApiError {
                     (Some(errcode), None) => format!("WeChat answered errcode {errcode}"),
                     _ => e.to_string(),
                 };
-                Self::new(StatusCode::BAD_GATEWAY, "wechat_error", message)
+                Self::new(ErrorCode::WechatError, message)
             }
         }
     }
@@ -306,15 +409,16 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.code.to_owned(),
+            error: self.code.as_str().to_owned(),
             message: self.message,
             request_id: current_request_id(),
             login_ticket: self.login_ticket.map(|t| t.0),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let status = self.code.status();
+        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if self.status == StatusCode::UNAUTHORIZED {
-            let value = if self.code == "invalid_client" {
+        if status == StatusCode::UNAUTHORIZED {
+            let value = if self.code == ErrorCode::InvalidClient {
                 "Basic realm=\"wxlogin\""
             } else {
                 "Bearer error=\"invalid_token\""

@@ -1,23 +1,20 @@
 //! wxlogin: a self-hosted login server for WeChat Mini Programs.
+//!
+//! The modules, from the top down (`docs/architecture.md`): `cli` parses commands; `app` is the
+//! composition root; `http` is the API; `services` are the flows behind it; below them `shared`
+//! (state shared between instances), `tokens`, `store`, `wechat`, `crypto`, `config` and `domain`.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
-pub mod dev;
 pub mod domain;
 pub mod error;
-pub mod gateway;
 pub mod http;
-pub mod identity;
-pub mod import;
-pub mod login;
-pub mod open_data;
-pub mod phone;
-pub mod profile;
-pub mod sessions;
-pub mod signing_keys;
+pub mod services;
+pub mod shared;
+pub mod state;
 pub mod store;
 mod telemetry;
 pub mod tokens;

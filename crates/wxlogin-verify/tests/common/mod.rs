@@ -26,7 +26,7 @@ pub struct LiveWxlogin {
     pub audience: String,
     /// Drives the server and the simulator; starts at the real time.
     pub clock: ManualClock,
-    pub state: wxlogin::app::AppState,
+    pub state: wxlogin::state::AppState,
     wechat: MockHandle,
     http: reqwest::Client,
     _dir: tempfile::TempDir,

@@ -131,15 +131,14 @@ impl ServiceSecret {
 
 impl SessionKey {
     /// The 16-byte AES key of open-data decryption.
+    #[allow(clippy::expect_used)]
     pub fn aes_key(&self) -> [u8; 16] {
-        let mut key = [0u8; 16];
-        // Validated on construction: always 16 bytes.
-        if let Ok(bytes) = STANDARD.decode(self.expose_secret())
-            && bytes.len() == 16
-        {
-            key.copy_from_slice(&bytes);
-        }
-        key
+        let bytes = STANDARD
+            .decode(self.expose_secret())
+            .expect("a SessionKey is validated as base64 on construction");
+        bytes
+            .try_into()
+            .expect("a SessionKey is validated to decode to 16 bytes on construction")
     }
 }
 

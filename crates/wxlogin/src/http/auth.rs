@@ -3,13 +3,64 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{AppJson, AuthUser, optional_json};
-use crate::app::AppState;
+use super::me::PhoneView;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorBody};
-use crate::sessions::LoginResponse;
+use crate::services::sessions::SignedIn;
+use crate::state::AppState;
+
+/// The answer of login, register and refresh.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    /// The access token (a JWT); send it as `Authorization: Bearer ...`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchange it at `POST /v1/auth/refresh` for a new pair; it rotates on every use.
+    pub refresh_token: String,
+    /// Seconds until the refresh token (and its session) expires.
+    pub refresh_expires_in: u64,
+    pub user: LoginUser,
+}
+
+/// The signed-in user as the login answer shows it. Never the openid or unionid.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoginUser {
+    pub id: String,
+    /// Whether this login created the user.
+    pub is_new: bool,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub phone: Option<PhoneView>,
+}
+
+impl LoginResponse {
+    fn of(state: &AppState, signed_in: SignedIn) -> Self {
+        let user = &signed_in.user;
+        Self {
+            access_token: signed_in.access_token,
+            token_type: "Bearer",
+            expires_in: signed_in.expires_in,
+            refresh_token: signed_in.refresh_token,
+            refresh_expires_in: signed_in.refresh_expires_in,
+            user: LoginUser {
+                id: user.id.as_str().to_owned(),
+                is_new: signed_in.is_new,
+                nickname: user.nickname.clone(),
+                avatar_url: crate::services::profile::avatar_url(
+                    &state.settings,
+                    user.avatar.as_deref(),
+                ),
+                phone: user.phone.as_ref().map(PhoneView::of),
+            },
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,9 +110,9 @@ pub async fn login_with_wechat(
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
     let appid = resolve_appid(&state, request.appid)?;
     let phone_code = request.phone_code.map(parse_phone_code).transpose()?;
-    crate::login::login_with_wechat(&state, appid, code, phone_code)
+    crate::services::login::login_with_wechat(&state, appid, code, phone_code)
         .await
-        .map(axum::Json)
+        .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
 }
 
 fn parse_phone_code(text: String) -> Result<PhoneCode, ApiError> {
@@ -95,9 +146,9 @@ pub async fn register(
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     let phone_code = parse_phone_code(request.phone_code)?;
-    crate::login::register(&state, &request.login_ticket, &phone_code)
+    crate::services::login::register(&state, &request.login_ticket, &phone_code)
         .await
-        .map(axum::Json)
+        .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -120,9 +171,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     AppJson(request): AppJson<RefreshRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
-    crate::sessions::refresh(&state, &request.refresh_token)
+    crate::services::sessions::refresh(&state, &request.refresh_token)
         .await
-        .map(axum::Json)
+        .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -148,6 +199,7 @@ pub async fn logout(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let request: LogoutRequest = optional_json(&headers, &body)?;
-    crate::sessions::logout(&state, &user.user_id, &user.session_id, request.all_devices).await?;
+    crate::services::sessions::logout(&state, &user.user_id, &user.session_id, request.all_devices)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,8 @@ use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 /// An uploaded avatar (the `avatar_url` of a profile). Public, cacheable forever.
 #[utoipa::path(get, path = "/v1/avatars/{name}", tag = "me",
@@ -19,7 +19,7 @@ pub async fn get_avatar(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (kind, bytes) = crate::profile::read_avatar(&state.settings, &name).await?;
+    let (kind, bytes) = crate::services::profile::read_avatar(&state.settings, &name).await?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));

@@ -8,10 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
-use crate::domain::{AppId, SessionId, UserId};
-use crate::error::ApiError;
-use crate::tokens::AccessClaims;
+use crate::error::{ApiError, ErrorCode};
+pub(crate) use crate::services::sessions::AuthUser;
+use crate::services::sessions::authenticate;
+use crate::state::AppState;
 
 /// A JSON body, with malformed JSON → 400 naming the problem, a wrong content type → 415 and an
 /// oversized body → 413.
@@ -30,11 +30,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
 
 fn json_rejection(status: StatusCode, text: &str) -> ApiError {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the body is too large",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the body is too large")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(
             "expected a JSON body with Content-Type: application/json",
         ),
@@ -66,15 +64,6 @@ pub fn optional_json<T: DeserializeOwned + Default>(
         .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
 }
 
-/// The caller behind a valid, unrevoked access token.
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user_id: UserId,
-    pub session_id: SessionId,
-    pub appid: AppId,
-    pub claims: AccessClaims,
-}
-
 /// The bearer token of a request, if it sent one in the right form.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
@@ -93,38 +82,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         ));
     }
     Ok(token)
-}
-
-/// Verifies an access token and checks that its session is live and its user not banned.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
-    let claims = state.tokens.verify(token, state.now_secs()).map_err(|e| {
-        tracing::debug!(reason = %e, "access token refused");
-        ApiError::invalid_token("the access token is invalid or expired")
-    })?;
-    let refused = || ApiError::invalid_token("the access token is invalid or expired");
-    let user_id = UserId::parse(claims.sub.as_str()).map_err(|_| refused())?;
-    let session_id = SessionId::parse(claims.sid.as_str()).map_err(|_| refused())?;
-    let appid = AppId::parse(claims.appid.as_str()).map_err(|_| refused())?;
-    let access = state
-        .store
-        .session_access(&session_id)
-        .await?
-        .ok_or_else(refused)?;
-    if access.user_id != user_id {
-        return Err(refused());
-    }
-    if access.revoked {
-        return Err(ApiError::invalid_token("the session has been logged out"));
-    }
-    if access.user_banned {
-        return Err(ApiError::invalid_token("the account is banned"));
-    }
-    Ok(AuthUser {
-        user_id,
-        session_id,
-        appid,
-        claims,
-    })
 }
 
 impl FromRequestParts<AppState> for AuthUser {

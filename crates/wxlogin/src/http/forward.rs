@@ -4,9 +4,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::extract::{authenticate, bearer_token};
-use crate::app::AppState;
+use super::extract::bearer_token;
 use crate::error::{ApiError, ErrorBody};
+use crate::services::sessions::authenticate;
+use crate::state::AppState;
 
 /// Check the access token of a request a proxy is about to forward. 200 with the caller's identity
 /// headers (`X-WX-User-Id`, `X-WX-AppId`, `X-WX-OpenId`, `X-WX-UnionId` when known,
@@ -40,6 +41,6 @@ pub async fn verify(
             "forward auth granted"
         );
     }
-    let identity = crate::identity::identity_headers(&state, &user).await?;
+    let identity = super::identity_headers::identity_headers(&state, &user).await?;
     Ok((StatusCode::OK, identity))
 }

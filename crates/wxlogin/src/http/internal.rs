@@ -5,9 +5,9 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AppJson, ServiceClient};
-use crate::app::AppState;
 use crate::domain::{AccessToken, AppId, UserId};
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 fn configured_app(state: &AppState, appid: String) -> Result<AppId, ApiError> {
     AppId::parse(appid)
@@ -130,15 +130,12 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> Result<axum::Json<InternalUser>, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
-    let user = state
-        .store
-        .get_user(&id)
+    let (user, identities) = crate::services::users::with_identities(&state, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let identities = state.store.list_identities_of_user(&id).await?;
     Ok(axum::Json(InternalUser {
         id: user.id.as_str().to_owned(),
-        avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
+        avatar_url: crate::services::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         nickname: user.nickname,
         phone: user.phone.as_ref().map(|p| FullPhone {
             e164: p.e164(),

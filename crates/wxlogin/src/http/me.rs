@@ -8,12 +8,28 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::extract::{AppJson, AuthUser};
-use crate::app::AppState;
+use crate::domain::Phone;
 use crate::domain::PhoneCode;
 use crate::error::{ApiError, ErrorBody};
-use crate::phone::PhoneSource;
-use crate::sessions::PhoneView;
+use crate::services::phone::PhoneSource;
+use crate::state::AppState;
 use crate::store::User;
+
+/// A bound phone number, masked.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PhoneView {
+    pub masked: String,
+    pub country_code: String,
+}
+
+impl PhoneView {
+    pub fn of(phone: &Phone) -> Self {
+        Self {
+            masked: phone.masked(),
+            country_code: phone.country_code().to_owned(),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
@@ -32,7 +48,7 @@ fn me_response(state: &AppState, user: User) -> MeResponse {
         + std::time::Duration::from_millis(u64::try_from(user.created_at).unwrap_or(0));
     MeResponse {
         id: user.id.as_str().to_owned(),
-        avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
+        avatar_url: crate::services::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         phone: user.phone.as_ref().map(PhoneView::of),
         nickname: user.nickname,
         created_at: humantime::format_rfc3339_seconds(created).to_string(),
@@ -50,7 +66,7 @@ pub async fn get_me(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    let found = crate::profile::load(&state, &user.user_id).await?;
+    let found = crate::services::profile::load(&state, &user.user_id).await?;
     Ok(axum::Json(me_response(&state, found)))
 }
 
@@ -87,9 +103,10 @@ pub async fn update_me(
     let nickname = match request.nickname {
         None => return Err(ApiError::invalid_request("`nickname` is required")),
         Some(None) => None,
-        Some(Some(text)) => Some(crate::profile::validate_nickname(&text)?),
+        Some(Some(text)) => Some(crate::services::profile::validate_nickname(&text)?),
     };
-    let updated = crate::profile::set_nickname(&state, &user.user_id, nickname.as_deref()).await?;
+    let updated =
+        crate::services::profile::set_nickname(&state, &user.user_id, nickname.as_deref()).await?;
     Ok(axum::Json(me_response(&state, updated)))
 }
 
@@ -185,7 +202,7 @@ pub async fn put_avatar(
     let file = file.ok_or_else(|| {
         ApiError::invalid_request("`file` is required: a multipart field holding the image")
     })?;
-    let updated = crate::profile::set_avatar(&state, &user.user_id, &file).await?;
+    let updated = crate::services::profile::set_avatar(&state, &user.user_id, &file).await?;
     Ok(axum::Json(me_response(&state, updated)))
 }
 
@@ -240,6 +257,7 @@ pub async fn bind_phone(
             ));
         }
     };
-    let updated = crate::phone::bind_for_user(&state, &user.user_id, &user.appid, source).await?;
+    let updated =
+        crate::services::phone::bind_for_user(&state, &user.user_id, &user.appid, source).await?;
     Ok(axum::Json(me_response(&state, updated)))
 }

@@ -1,5 +1,6 @@
 //! Cross-cutting request handling: request ids, tracing, timeouts, panics.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -8,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
-use crate::app::AppState;
+use super::Gateway;
 use crate::error::{ApiError, REQUEST_ID};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,18 +49,29 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     response
 }
 
+/// The request time limit, and the gateway whose routes are exempt from it.
+#[derive(Clone)]
+pub(crate) struct Timeout {
+    pub(crate) limit: Duration,
+    pub(crate) gateway: Option<Arc<Gateway>>,
+}
+
 /// Ends a request that takes longer than `server.request_timeout_ms` with a 503.
-pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn timeout(
+    State(timeout): State<Timeout>,
+    request: Request,
+    next: Next,
+) -> Response {
     // The gateway applies its own upstream timeout, and its responses stream for as long as the
     // upstream sends.
-    if state
+    if timeout
         .gateway
         .as_ref()
         .is_some_and(|g| g.route(request.uri().path()).is_some())
     {
         return next.run(request).await;
     }
-    let limit = Duration::from_millis(state.settings.server.request_timeout_ms);
+    let limit = timeout.limit;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

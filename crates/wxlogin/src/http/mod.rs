@@ -3,8 +3,10 @@
 
 mod auth;
 mod avatars;
-pub mod extract;
+mod extract;
 mod forward;
+mod gateway;
+mod identity_headers;
 mod internal;
 mod me;
 mod middleware;
@@ -19,8 +21,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use std::sync::Arc;
+
+pub use gateway::Gateway;
+
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -103,27 +109,38 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Paths the API does not serve: the gateway's, when a route matches, else 404.
 async fn gateway_or_not_found(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    state: AppState,
+    gateway: Option<Arc<Gateway>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    match crate::gateway::forward(&state, request).await {
-        Some(response) => response,
-        None => ApiError::not_found().into_response(),
-    }
+    let forwarded = match &gateway {
+        Some(gateway) => gateway::forward(&state, gateway, request).await,
+        None => None,
+    };
+    forwarded.unwrap_or_else(|| ApiError::not_found().into_response())
 }
 
-/// The whole HTTP surface with its layers.
-pub fn router(state: AppState) -> axum::Router {
+/// The whole HTTP surface with its layers, and the built-in gateway when routes are configured.
+pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
     let body_limit = state.settings.server.body_limit_bytes;
+    let timeout = middleware::Timeout {
+        limit: std::time::Duration::from_millis(state.settings.server.request_timeout_ms),
+        gateway: gateway.clone(),
+    };
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .fallback(gateway_or_not_found)
+        .fallback(
+            move |axum::extract::State(state): axum::extract::State<AppState>,
+                  request: axum::extract::Request| {
+                gateway_or_not_found(state, gateway.clone(), request)
+            },
+        )
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            timeout,
             middleware::timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))

@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AppJson, AuthUser};
-use crate::app::AppState;
 use crate::domain::LoginCode;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +70,7 @@ pub async fn decrypt(
     user: AuthUser,
     AppJson(request): AppJson<DecryptRequest>,
 ) -> Result<axum::Json<DecryptResponse>, ApiError> {
-    let opened = crate::open_data::decrypt(
+    let opened = crate::services::session_key::decrypt(
         &state,
         &user.user_id,
         &user.appid,
@@ -101,7 +101,7 @@ pub async fn verify_signature(
     user: AuthUser,
     AppJson(request): AppJson<VerifySignatureRequest>,
 ) -> Result<axum::Json<ValidResponse>, ApiError> {
-    let valid = crate::open_data::verify_signature(
+    let valid = crate::services::session_key::verify_signature(
         &state,
         &user.user_id,
         &user.appid,
@@ -133,7 +133,8 @@ pub async fn refresh_session(
 ) -> Result<StatusCode, ApiError> {
     let code = LoginCode::parse(request.code)
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
-    crate::open_data::refresh_session_key(&state, &user.user_id, &user.appid, code).await?;
+    crate::services::session_key::refresh_session_key(&state, &user.user_id, &user.appid, code)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -150,6 +151,7 @@ pub async fn check_session(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<ValidResponse>, ApiError> {
-    let valid = crate::open_data::check_session_key(&state, &user.user_id, &user.appid).await?;
+    let valid =
+        crate::services::session_key::check_session_key(&state, &user.user_id, &user.appid).await?;
     Ok(axum::Json(ValidResponse { valid }))
 }

@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ServiceClient, authenticate};
-use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use super::extract::ServiceClient;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::services::sessions::authenticate;
+use crate::state::AppState;
 
 /// The public keys that sign access tokens (current and still-valid previous ones).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
@@ -136,7 +137,7 @@ pub async fn introspect(
     let request = parse_introspect(&headers, &body)?;
     let active = match authenticate(&state, request.token.trim()).await {
         Ok(user) => Some(user.claims),
-        Err(e) if e.code == "invalid_token" => None,
+        Err(e) if e.code == ErrorCode::InvalidToken => None,
         Err(e) => return Err(e),
     };
     tracing::debug!(client = %client.client_id, active = active.is_some(), "introspection");

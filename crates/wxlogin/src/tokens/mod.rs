@@ -4,6 +4,7 @@
 mod access;
 mod keys;
 mod refresh;
+mod signing;
 
 pub use access::{AccessClaims, AccessTokenSettings, IssuedAccessToken, TokenError, TokenService};
 pub use keys::{KeyPair, Keyring, SigningAlg};
@@ -11,6 +12,7 @@ pub use refresh::{
     RefreshTokenText, generate_login_ticket, generate_refresh_token, hash_login_ticket,
     hash_refresh_token,
 };
+pub use signing::{KeyringError, load_or_create};
 
 /// Selects aws-lc as jsonwebtoken's crypto backend for the process. jsonwebtoken panics on first use
 /// when feature unification leaves it without exactly one backend; installing it explicitly at

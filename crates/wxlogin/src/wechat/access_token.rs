@@ -154,40 +154,46 @@ impl AccessTokens {
     /// works, and requests fall back to fetching themselves near the very end).
     pub async fn refresh_due(&self) -> usize {
         let mut renewed = 0;
-        for (appid, app) in self.apps.iter() {
-            let due = app
-                .cached
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some()
-                && self.cached_with_margin(app, PROACTIVE_MARGIN).is_none();
-            if !due {
-                continue;
-            }
-            let _guard = app.refresh.lock().await;
-            if self.cached_with_margin(app, PROACTIVE_MARGIN).is_some() {
-                continue; // a request renewed it meanwhile
-            }
-            match self.fetch(appid, app).await {
-                Ok(_) => renewed += 1,
-                Err(e) => {
-                    tracing::warn!(appid = %appid, error = %e, "proactive access-token refresh failed; will retry");
-                }
+        for appid in self.due() {
+            if self.renew_if_due(&appid).await {
+                renewed += 1;
             }
         }
         renewed
     }
 
-    /// Runs `refresh_due` every `every` until the returned handle is aborted or dropped with the
-    /// runtime.
-    pub fn spawn_refresher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let tokens = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                tokens.refresh_due().await;
+    /// The apps whose cached token is in its last 5 minutes.
+    pub fn due(&self) -> Vec<AppId> {
+        self.apps
+            .iter()
+            .filter(|(_, app)| {
+                app.cached
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_some()
+                    && self.cached_with_margin(app, PROACTIVE_MARGIN).is_none()
+            })
+            .map(|(appid, _)| appid.clone())
+            .collect()
+    }
+
+    /// Renews the app's token if it is still due once the single-flight lock is held; false when
+    /// a request renewed it meanwhile or the fetch failed (logged).
+    pub async fn renew_if_due(&self, appid: &AppId) -> bool {
+        let Ok(app) = self.app(appid) else {
+            return false;
+        };
+        let _guard = app.refresh.lock().await;
+        if self.cached_with_margin(app, PROACTIVE_MARGIN).is_some() {
+            return false;
+        }
+        match self.fetch(appid, app).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(appid = %appid, error = %e, "proactive access-token refresh failed; will retry");
+                false
             }
-        })
+        }
     }
 
     fn with_remaining(

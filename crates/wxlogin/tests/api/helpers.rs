@@ -217,7 +217,7 @@ impl PostgresTestStore {
 pub struct TestApp {
     pub address: String,
     pub wx: TestWechat,
-    pub state: wxlogin::app::AppState,
+    pub state: wxlogin::state::AppState,
     pub http: reqwest::Client,
     /// Every secret this app handed out or used, checked against the captured logs on drop.
     secrets: Mutex<Vec<String>>,

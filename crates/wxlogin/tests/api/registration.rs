@@ -139,7 +139,7 @@ async fn bad_register_requests_get_their_4xx() {
 #[tokio::test]
 async fn closed_admits_only_imported_numbers_and_existing_users() {
     let app = with_policy(Registration::Closed).await;
-    let report = wxlogin::import::import_phones(
+    let report = wxlogin::services::import::import_phones(
         app.state.store.as_ref(),
         "phone\n13800138000\n+852 61234567\n",
         &app.wx.clock.shared(),

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use crate::app::AppState;
+use super::exchange::exchange_key;
 use crate::crypto::{OpenData, OpenDataError, open_open_data, verify_raw_data_signature};
 use crate::domain::{AppId, LoginCode, SessionKey, UserId};
 use crate::error::ApiError;
-use crate::login::exchange_key;
+use crate::state::AppState;
 use crate::store::Identity;
 use crate::wechat::with_access_token;
 
@@ -119,7 +119,7 @@ pub async fn refresh_session_key(
                 tracing::warn!(user = %identity.user_id, appid = %appid, "a session code of another WeChat user");
                 return Err(ApiError::identity_mismatch());
             }
-            crate::login::check_unionid_backfill(&state, &identity, session.unionid.as_ref())
+            super::unionid::check_backfill(&state, &identity, session.unionid.as_ref())
                 .await?;
             let sealed = state.sealing.seal(
                 &session.session_key,

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 
-use crate::app::AppState;
+use super::extract::bearer_token;
+use super::identity_headers::{identity_headers, is_identity_header};
 use crate::config::{GatewayRoute, GatewaySettings, RouteAuth};
-use crate::error::ApiError;
-use crate::http::extract::{authenticate, bearer_token};
-use crate::identity::{identity_headers, is_identity_header};
+use crate::error::{ApiError, ErrorCode};
+use crate::services::sessions::authenticate;
+use crate::state::AppState;
 
 /// The routes and the HTTP client that forwards to them.
 #[derive(Debug, Clone)]
@@ -125,8 +126,11 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// Forwards `request` if a route matches its path; `None` otherwise (the caller answers 404).
-pub async fn forward(state: &AppState, request: Request) -> Option<Response> {
-    let gateway = state.gateway.as_ref()?;
+pub(crate) async fn forward(
+    state: &AppState,
+    gateway: &Gateway,
+    request: Request,
+) -> Option<Response> {
     let route = gateway.route(request.uri().path())?.clone();
     Some(
         forward_to(state, gateway, &route, request)
@@ -187,8 +191,7 @@ async fn forward_to(
         Ok(Err(e)) => {
             tracing::warn!(prefix = %route.prefix, error = %e.without_url(), "gateway upstream unreachable");
             return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
+                ErrorCode::UpstreamUnavailable,
                 "the service behind this path is unreachable; retry later",
             ));
         }
@@ -207,8 +210,7 @@ async fn forward_to(
 fn upstream_timeout(route: &GatewayRoute) -> ApiError {
     tracing::warn!(prefix = %route.prefix, "gateway upstream timed out");
     ApiError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "upstream_timeout",
+        ErrorCode::UpstreamTimeout,
         "the service behind this path did not answer in time; retry later",
     )
 }

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "simulator")]
+mod dev;
+
 use crate::app::Application;
 use crate::config::Settings;
 
@@ -23,7 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run locally against the built-in WeChat simulator, with SQLite and generated keys.
-    Dev(crate::dev::DevArgs),
+    #[cfg(feature = "simulator")]
+    Dev(dev::DevArgs),
     /// Run against real WeChat with a configuration file.
     Serve {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
@@ -48,6 +52,7 @@ pub enum Command {
         command: ConfigCommand,
     },
     /// Run the offline WeChat API simulator (never for production).
+    #[cfg(feature = "simulator")]
     MockWechat {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -112,7 +117,8 @@ fn load(config: Option<&Path>) -> Result<Settings, String> {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Dev(args) => crate::dev::run(args).await,
+        #[cfg(feature = "simulator")]
+        Command::Dev(args) => dev::run(args).await,
         Command::Serve { config, allow_mock } => {
             let settings = load(config.as_deref())?;
             crate::telemetry::init(&settings.log);
@@ -141,6 +147,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),
+        #[cfg(feature = "simulator")]
         Command::MockWechat { listen, config } => {
             crate::telemetry::init(&Default::default());
             mock_wechat(listen, config).await
@@ -170,9 +177,10 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    let report = crate::import::import_phones(store.as_ref(), &text, &crate::clock::system())
-        .await
-        .map_err(|e| e.to_string())?;
+    let report =
+        crate::services::import::import_phones(store.as_ref(), &text, &crate::clock::system())
+            .await
+            .map_err(|e| e.to_string())?;
     println!(
         "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
         report.created, report.existing, report.duplicates
@@ -191,6 +199,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("server stopped: {e}"))
 }
 
+#[cfg(feature = "simulator")]
 async fn mock_wechat(listen: SocketAddr, config: Option<PathBuf>) -> Result<(), String> {
     let config = match &config {
         Some(path) => wechat_mock::MockConfig::from_toml_file(path)
@@ -209,7 +218,7 @@ async fn mock_wechat(listen: SocketAddr, config: Option<PathBuf>) -> Result<(), 
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,10 +1,18 @@
 //! Signing keys live in the database, private halves sealed, so every instance signs with the same
 //! key and publishes the same JWKS.
 
-use crate::app::StartError;
+use super::{KeyPair, Keyring, SigningAlg};
 use crate::crypto::SealingKey;
-use crate::store::{SigningKey, Store};
-use crate::tokens::{KeyPair, Keyring, SigningAlg};
+use crate::store::{SigningKey, Store, StoreError};
+
+/// Why the keyring could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Keys(String),
+}
 
 const PURPOSE: &str = "signing_key";
 
@@ -15,23 +23,23 @@ pub async fn load_or_create(
     sealing: &SealingKey,
     alg: SigningAlg,
     now_millis: i64,
-) -> Result<Keyring, StartError> {
+) -> Result<Keyring, KeyringError> {
     let mut keys = usable(store, sealing, alg).await?;
     if keys.is_empty() {
-        let key = KeyPair::generate(alg).map_err(|e| StartError::Keys(e.to_string()))?;
+        let key = KeyPair::generate(alg).map_err(|e| KeyringError::Keys(e.to_string()))?;
         let record = SigningKey {
             kid: key.kid().to_owned(),
             alg: alg.as_str().to_owned(),
             sealed_private_key: sealing.seal_bytes(key.pkcs8(), PURPOSE, &[key.kid()]),
             public_jwk: serde_json::to_string(key.public_jwk())
-                .map_err(|e| StartError::Keys(e.to_string()))?,
+                .map_err(|e| KeyringError::Keys(e.to_string()))?,
             created_at: now_millis,
             retired_at: None,
         };
         match store.insert_signing_key(&record).await {
             Ok(()) => tracing::info!(kid = key.kid(), alg = alg.as_str(), "created a signing key"),
             // Another instance created one at the same moment: use what is stored.
-            Err(crate::store::StoreError::Conflict) => {}
+            Err(StoreError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
         // Read back, so that instances racing at first start agree on the newest key.
@@ -39,7 +47,7 @@ pub async fn load_or_create(
     }
     let current = keys
         .pop()
-        .ok_or_else(|| StartError::Keys("no signing key after creating one".into()))?;
+        .ok_or_else(|| KeyringError::Keys("no signing key after creating one".into()))?;
     Ok(Keyring::new(current, keys))
 }
 
@@ -48,7 +56,7 @@ async fn usable(
     store: &dyn Store,
     sealing: &SealingKey,
     alg: SigningAlg,
-) -> Result<Vec<KeyPair>, StartError> {
+) -> Result<Vec<KeyPair>, KeyringError> {
     let mut records: Vec<SigningKey> = store
         .list_signing_keys()
         .await?
@@ -62,12 +70,12 @@ async fn usable(
             let pkcs8 = sealing
                 .open_bytes(&record.sealed_private_key, PURPOSE, &[&record.kid])
                 .map_err(|_| {
-                    StartError::Keys(format!(
+                    KeyringError::Keys(format!(
                         "signing key {} does not open with the configured sealing key",
                         record.kid
                     ))
                 })?;
-            KeyPair::from_pkcs8(alg, pkcs8).map_err(|e| StartError::Keys(e.to_string()))
+            KeyPair::from_pkcs8(alg, pkcs8).map_err(|e| KeyringError::Keys(e.to_string()))
         })
         .collect()
 }

@@ -2,9 +2,9 @@
 //! bind them to users, one account per number. A number bound to someone else is refused
 //! (`phone_in_use`), never merged.
 
-use crate::app::AppState;
 use crate::domain::{AppId, Phone, PhoneCode, UserId};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 use crate::store::{StoreError, User};
 use crate::wechat::{PhoneInfo, with_access_token};
 
@@ -14,8 +14,7 @@ fn normalise(country_code: &str, pure_number: &str) -> Result<Phone, ApiError> {
     Phone::new(country_code, pure_number).map_err(|e| {
         tracing::warn!(error = %e, "WeChat gave a phone number wxlogin cannot read");
         ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "wechat_error",
+            ErrorCode::WechatError,
             format!("WeChat gave a phone number that cannot be read: {e}"),
         )
     })
@@ -103,11 +102,11 @@ pub async fn bind_for_user(
         PhoneSource::Code(code) => fetch_phone(state, appid, &code).await?,
         PhoneSource::Encrypted { encrypted_data, iv } => {
             let opened =
-                crate::open_data::decrypt(state, user, appid, &encrypted_data, &iv).await?;
+                super::session_key::decrypt(state, user, appid, &encrypted_data, &iv).await?;
             phone_from_open_data(&opened.data)?
         }
     };
-    let found = crate::profile::load(state, user).await?;
+    let found = super::profile::load(state, user).await?;
     bind_phone(state, found, phone).await
 }
 

@@ -99,7 +99,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     tracing::warn!(simulator = %mock_url, "DEV MODE: WeChat is the built-in SIMULATOR; logins are not real");
     print_welcome(addr, mock_addr, &args.data_dir);
     let result = app
-        .run_until_stopped(crate::cli::shutdown_signal())
+        .run_until_stopped(super::shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"));
     let _ = stop_mock.send(());

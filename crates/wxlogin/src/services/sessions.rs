@@ -1,70 +1,33 @@
-//! Sessions and their tokens: open, refresh with rotation and reuse detection, log out.
+//! Sessions and their tokens: open, refresh with rotation and reuse detection, log out, and check an
+//! access token on every authenticated request.
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::app::AppState;
-use crate::domain::{AppId, Phone, SessionId, UserId};
+use crate::domain::{AppId, SessionId, UserId};
 use crate::error::ApiError;
+use crate::shared::Revocation;
+use crate::state::AppState;
 use crate::store::{RefreshToken, Session, User};
-use crate::tokens::{generate_refresh_token, hash_refresh_token};
+use crate::tokens::{AccessClaims, generate_refresh_token, hash_refresh_token};
 
-/// The answer of login, register and refresh.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LoginResponse {
-    /// The access token (a JWT); send it as `Authorization: Bearer ...`.
+/// What login, register and refresh hand out: a token pair for a session of `user`.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The access token (a JWT).
     pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Exchange it at `POST /v1/auth/refresh` for a new pair; it rotates on every use.
+    /// The refresh token's text; only its hash is stored.
     pub refresh_token: String,
     /// Seconds until the refresh token (and its session) expires.
     pub refresh_expires_in: u64,
-    pub user: LoginUser,
-}
-
-/// The signed-in user as the login answer shows it. Never the openid or unionid.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LoginUser {
-    pub id: String,
+    pub user: User,
     /// Whether this login created the user.
     pub is_new: bool,
-    pub nickname: Option<String>,
-    pub avatar_url: Option<String>,
-    pub phone: Option<PhoneView>,
-}
-
-/// A bound phone number, masked.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PhoneView {
-    pub masked: String,
-    pub country_code: String,
-}
-
-impl PhoneView {
-    pub fn of(phone: &Phone) -> Self {
-        Self {
-            masked: phone.masked(),
-            country_code: phone.country_code().to_owned(),
-        }
-    }
 }
 
 fn secs_until(now_ms: i64, until_ms: i64) -> u64 {
     u64::try_from((until_ms - now_ms).max(0) / 1000).unwrap_or(0)
-}
-
-fn login_user(state: &AppState, user: &User, is_new: bool) -> LoginUser {
-    LoginUser {
-        id: user.id.as_str().to_owned(),
-        is_new,
-        nickname: user.nickname.clone(),
-        avatar_url: crate::profile::avatar_url(&state.settings, user.avatar.as_deref()),
-        phone: user.phone.as_ref().map(PhoneView::of),
-    }
 }
 
 fn pair(
@@ -73,18 +36,18 @@ fn pair(
     session: &Session,
     refresh_token: String,
     is_new: bool,
-) -> Result<LoginResponse, ApiError> {
+) -> Result<SignedIn, ApiError> {
     let issued = state
         .tokens
         .issue(&user.id, &session.id, &session.appid, state.now_secs())
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(LoginResponse {
+    Ok(SignedIn {
         access_token: issued.token,
-        token_type: "Bearer",
         expires_in: issued.expires_in.as_secs(),
         refresh_token,
         refresh_expires_in: secs_until(state.now_millis(), session.expires_at),
-        user: login_user(state, user, is_new),
+        user: user.clone(),
+        is_new,
     })
 }
 
@@ -94,7 +57,7 @@ pub async fn start_session(
     user: &User,
     appid: &AppId,
     is_new: bool,
-) -> Result<LoginResponse, ApiError> {
+) -> Result<SignedIn, ApiError> {
     let now = state.now_millis();
     let lifetime = Duration::from_secs(state.settings.tokens.refresh_ttl_secs);
     let session = Session {
@@ -125,7 +88,7 @@ pub async fn start_session(
 
 /// `POST /v1/auth/refresh`: rotate, allow a replay within the grace window, revoke the family on a
 /// later reuse.
-pub async fn refresh(state: &AppState, presented: &str) -> Result<LoginResponse, ApiError> {
+pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiError> {
     let hash = hash_refresh_token(presented).ok_or_else(ApiError::invalid_grant)?;
     let store = &state.store;
     let token = store
@@ -170,6 +133,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<LoginResponse,
         }
         Some(_) => {
             store.revoke_session(&session.id, now).await?;
+            announce(state, Revocation::Session(session.id.clone())).await;
             tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after rotation; session revoked");
             return Err(ApiError::invalid_grant());
         }
@@ -193,10 +157,62 @@ pub async fn logout(
     let now = state.now_millis();
     if all_devices {
         let count = state.store.revoke_user_sessions(user, now).await?;
+        announce(state, Revocation::User(user.clone())).await;
         tracing::info!(user = %user, sessions = count, "logged out on all devices");
     } else {
         state.store.revoke_session(session, now).await?;
+        announce(state, Revocation::Session(session.clone())).await;
         tracing::info!(user = %user, session = %session, "logged out");
     }
     Ok(())
+}
+
+/// Tells every instance about a revocation already written to the database. The database stays
+/// the authority, so a failed announcement is logged, not returned: the revocation holds anyway,
+/// and only caches that rely on the events could lag.
+async fn announce(state: &AppState, event: Revocation) {
+    if let Err(e) = state.shared.events.publish(event).await {
+        tracing::warn!(error = %e, "cannot announce a revocation to the other instances");
+    }
+}
+
+/// The caller behind a valid, unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub appid: AppId,
+    pub claims: AccessClaims,
+}
+
+/// Verifies an access token and checks that its session is live and its user not banned.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let claims = state.tokens.verify(token, state.now_secs()).map_err(|e| {
+        tracing::debug!(reason = %e, "access token refused");
+        ApiError::invalid_token("the access token is invalid or expired")
+    })?;
+    let refused = || ApiError::invalid_token("the access token is invalid or expired");
+    let user_id = UserId::parse(claims.sub.as_str()).map_err(|_| refused())?;
+    let session_id = SessionId::parse(claims.sid.as_str()).map_err(|_| refused())?;
+    let appid = AppId::parse(claims.appid.as_str()).map_err(|_| refused())?;
+    let access = state
+        .store
+        .session_access(&session_id)
+        .await?
+        .ok_or_else(refused)?;
+    if access.user_id != user_id {
+        return Err(refused());
+    }
+    if access.revoked {
+        return Err(ApiError::invalid_token("the session has been logged out"));
+    }
+    if access.user_banned {
+        return Err(ApiError::invalid_token("the account is banned"));
+    }
+    Ok(AuthUser {
+        user_id,
+        session_id,
+        appid,
+        claims,
+    })
 }

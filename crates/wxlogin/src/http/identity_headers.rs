@@ -3,29 +3,29 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::app::AppState;
 use crate::config::IdentityHeader;
 use crate::error::ApiError;
-use crate::http::extract::AuthUser;
+use crate::services::sessions::AuthUser;
+use crate::state::AppState;
 
 /// Whether a header name is one of the identity headers' namespace (`X-WX-*`), which clients must
 /// never be able to set themselves.
-pub fn is_identity_header(name: &HeaderName) -> bool {
+pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
     name.as_str().starts_with("x-wx-")
 }
 
 /// The configured identity headers of `user`. The openid and unionid come from the user's identity
 /// in the token's app (one read, only when those headers are configured).
-pub async fn identity_headers(state: &AppState, user: &AuthUser) -> Result<HeaderMap, ApiError> {
+pub(crate) async fn identity_headers(
+    state: &AppState,
+    user: &AuthUser,
+) -> Result<HeaderMap, ApiError> {
     let include = &state.settings.identity_headers.include;
     let needs_identity = include
         .iter()
         .any(|h| matches!(h, IdentityHeader::Openid | IdentityHeader::Unionid));
     let identity = if needs_identity {
-        state
-            .store
-            .find_identity_by_user(&user.user_id, &user.appid)
-            .await?
+        crate::services::users::identity_in_app(state, &user.user_id, &user.appid).await?
     } else {
         None
     };

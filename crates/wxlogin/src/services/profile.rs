@@ -3,17 +3,18 @@
 //!
 //! Avatar files are named `<sha256 hex>.<png|jpg|webp>`, so two users who upload the same image
 //! share one file. A replaced avatar is deleted when no user references it any more. File moves,
-//! the database update and that check run under one lock per process; instances that share one
-//! data directory could still race there (the worst case is a missing avatar file, answered 404).
+//! the database update and that check run under one lease of the shared state (`avatar-files`), so
+//! instances that share the state and one data directory never delete a file another one just
+//! pointed a user at.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::config::Settings;
 use crate::domain::UserId;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::User;
 
 /// Longest nickname, in Unicode scalar values, after trimming.
@@ -167,7 +168,10 @@ pub async fn set_nickname(
 }
 
 /// One writer of avatar files at a time in this process (see the module notes).
-static AVATAR_FILES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The lease that serialises avatar file moves and deletions; it expires by itself if its holder
+/// dies, long after any file operation would have finished.
+const AVATAR_LEASE: &str = "avatar-files";
+const AVATAR_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> ApiError {
     ApiError::internal(&format!("{what} {}: {e}", path.display()))
@@ -196,31 +200,63 @@ pub async fn set_avatar(state: &AppState, user: &UserId, bytes: &[u8]) -> Result
         return Err(io_error("cannot write", &temp, &e));
     }
 
-    let guard = AVATAR_FILES.lock().await;
-    if let Err(e) = tokio::fs::rename(&temp, &final_path).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(io_error("cannot move the upload to", &final_path, &e));
+    let lease = state
+        .shared
+        .leases
+        .acquire(AVATAR_LEASE, AVATAR_LEASE_TTL)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot take the avatar lease");
+            ApiError::unavailable("cannot store the avatar right now; retry")
+        });
+    let lease = match lease {
+        Ok(lease) => lease,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+    };
+    let placed = place_avatar(state, user, &dir, &temp, &final_path, &name).await;
+    if let Err(e) = state.shared.leases.release(&lease).await {
+        tracing::warn!(error = %e, "cannot release the avatar lease; it expires by itself");
+    }
+    placed?;
+    load(state, user).await
+}
+
+/// Under the avatar lease: moves the upload into place, points the user at it and removes the
+/// previous file when nobody else uses it.
+async fn place_avatar(
+    state: &AppState,
+    user: &UserId,
+    dir: &Path,
+    temp: &Path,
+    final_path: &Path,
+    name: &str,
+) -> Result<(), ApiError> {
+    if let Err(e) = tokio::fs::rename(temp, final_path).await {
+        let _ = tokio::fs::remove_file(temp).await;
+        return Err(io_error("cannot move the upload to", final_path, &e));
     }
     let previous = match state
         .store
-        .replace_avatar(user, Some(&name), state.now_millis())
+        .replace_avatar(user, Some(name), state.now_millis())
         .await
     {
         Ok(Some(previous)) => previous,
         Ok(None) => {
-            remove_if_unused(state, &dir, &name).await;
+            remove_if_unused(state, dir, name).await;
             return Err(ApiError::invalid_token("the user no longer exists"));
         }
         Err(e) => {
-            remove_if_unused(state, &dir, &name).await;
+            remove_if_unused(state, dir, name).await;
             return Err(e.into());
         }
     };
     if let Some(previous) = previous.filter(|p| *p != name) {
-        remove_if_unused(state, &dir, &previous).await;
+        remove_if_unused(state, dir, &previous).await;
     }
-    drop(guard);
-    load(state, user).await
+    Ok(())
 }
 
 /// Deletes an avatar file no user references. Failures are logged, not returned: the upload
@@ -332,7 +368,7 @@ mod tests {
             "\u{200D}".to_owned(),
         ] {
             let e = validate_nickname(&bad).unwrap_err();
-            assert_eq!(e.code, "invalid_request");
+            assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest);
             assert!(e.message.contains("`nickname`"), "{}", e.message);
         }
     }

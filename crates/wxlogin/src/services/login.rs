@@ -1,0 +1,97 @@
+//! Login with a `wx.login` code: exchange it with WeChat exactly once, find or create the user, open
+//! a session; and the registration that finishes a login a policy refused.
+
+use futures::FutureExt as _;
+
+use crate::domain::{AppId, LoginCode, PhoneCode};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::store::User;
+use crate::tokens::hash_login_ticket;
+
+use super::accounts::{Proven, admit};
+use super::exchange::exchange_key;
+use super::sessions::{SignedIn, start_session};
+
+type Outcome = Result<SignedIn, ApiError>;
+
+/// `POST /v1/auth/wechat/login`, with an optional getPhoneNumber code to bind in the same round
+/// trip.
+pub async fn login_with_wechat(
+    state: &AppState,
+    appid: AppId,
+    code: LoginCode,
+    phone_code: Option<PhoneCode>,
+) -> Outcome {
+    if !state.apps.contains_key(&appid) {
+        return Err(ApiError::unknown_app());
+    }
+    let key = exchange_key(&appid, &code);
+    let work = {
+        let state = state.clone();
+        async move { complete_login(&state, &appid, &code, phone_code.as_ref()).await }.boxed()
+    };
+    state.code_exchanges.run(key, work).await
+}
+
+async fn complete_login(
+    state: &AppState,
+    appid: &AppId,
+    code: &LoginCode,
+    phone_code: Option<&PhoneCode>,
+) -> Outcome {
+    let app = state.apps.get(appid).ok_or_else(ApiError::unknown_app)?;
+    let session = state.wechat.code2session(appid, &app.secret, code).await?;
+    // Both WeChat calls come before any write: a refused phone code leaves nothing half done.
+    let phone = match phone_code {
+        Some(code) => Some(super::phone::fetch_phone(state, appid, code).await?),
+        None => None,
+    };
+    let proven = Proven::from_session(state, appid, &session);
+    let (user, is_new) = admit(state, app.registration, &proven, phone).await?;
+    finish_login(state, appid, &user, is_new).await
+}
+
+async fn finish_login(state: &AppState, appid: &AppId, user: &User, is_new: bool) -> Outcome {
+    if user.banned_at.is_some() {
+        return Err(ApiError::login_blocked("this account is banned"));
+    }
+    tracing::info!(user = %user.id, appid = %appid, is_new, "logged in with WeChat");
+    start_session(state, user, appid, is_new).await
+}
+
+/// `POST /v1/auth/wechat/register`: finishes a login that `phone_required` (or `closed`) refused,
+/// with the ticket it gave and a getPhoneNumber code. The ticket is single use; if the phone step
+/// fails in a way the user can fix (another phone code, WeChat busy, a number already in use), it
+/// is put back so the user can try again until it expires.
+pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) -> Outcome {
+    let hash = hash_login_ticket(ticket).ok_or_else(ApiError::invalid_ticket)?;
+    let taken = state
+        .store
+        .take_login_ticket(&hash, state.now_millis())
+        .await?
+        .ok_or_else(ApiError::invalid_ticket)?;
+    let Some(app) = state.apps.get(&taken.appid) else {
+        return Err(ApiError::unknown_app());
+    };
+    let proven = Proven::from_ticket(&taken);
+    let admitted = match super::phone::fetch_phone(state, &proven.appid, phone_code).await {
+        Ok(phone) => admit(state, app.registration, &proven, Some(phone)).await,
+        Err(e) => Err(e),
+    };
+    match admitted {
+        Ok((user, is_new)) => finish_login(state, &proven.appid, &user, is_new).await,
+        Err(e) => {
+            if matches!(
+                e.code,
+                ErrorCode::InvalidCode
+                    | ErrorCode::PhoneInUse
+                    | ErrorCode::WechatUnavailable
+                    | ErrorCode::RateLimited
+            ) {
+                state.store.insert_login_ticket(&taken).await?;
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The flows behind the API, as async functions over [`AppState`](crate::state::AppState). They
+//! speak in domain types and [`ApiError`](crate::error::ApiError), never in HTTP.
+//!
+//! - `login`: log in with a `wx.login` code, finish a refused registration with a phone code;
+//! - `exchange`: a code reaches WeChat once (shared claims + in-process single flight);
+//! - `accounts` and `unionid`: the user behind a proven WeChat identity, registration policies,
+//!   linking;
+//! - `sessions`: token pairs, refresh rotation and reuse detection, logout, `authenticate`;
+//! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
+//! - `phone`, `profile`, `users`, `import`: the rest of an account;
+//! - `wechat_tokens`: the background renewal of WeChat access tokens.
+
+mod accounts;
+mod exchange;
+pub mod import;
+pub mod login;
+pub mod phone;
+pub mod profile;
+pub mod session_key;
+pub mod sessions;
+mod unionid;
+pub mod users;
+pub mod wechat_tokens;
+
+pub(crate) use exchange::CodeExchanges;

@@ -1,0 +1,27 @@
+//! Users and their WeChat identities as backend services and the identity headers see them.
+
+use crate::domain::{AppId, UserId};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Identity, User};
+
+/// A user with every WeChat identity it has, or `None` for an unknown id.
+pub async fn with_identities(
+    state: &AppState,
+    id: &UserId,
+) -> Result<Option<(User, Vec<Identity>)>, ApiError> {
+    let Some(user) = state.store.get_user(id).await? else {
+        return Ok(None);
+    };
+    let identities = state.store.list_identities_of_user(id).await?;
+    Ok(Some((user, identities)))
+}
+
+/// The user's identity in `appid`, if it has one.
+pub async fn identity_in_app(
+    state: &AppState,
+    user: &UserId,
+    appid: &AppId,
+) -> Result<Option<Identity>, ApiError> {
+    Ok(state.store.find_identity_by_user(user, appid).await?)
+}

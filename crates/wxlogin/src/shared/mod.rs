@@ -1,0 +1,111 @@
+//! The shared-state seam: the ephemeral state that every instance of one deployment must see alike.
+//!
+//! - [`Claims`]: single-use keys (login codes), so a code reaches WeChat once whichever instance
+//!   receives it;
+//! - [`Leases`]: named leases and locks with an expiry (the WeChat access-token refresher, avatar file
+//!   operations), so a crashed holder never blocks the others for long;
+//! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes), published by
+//!   one instance and heard by all;
+//! - [`Counters`]: counts per key in a fixed window (rate limits).
+//!
+//! Every call is async and fallible because the state may live in a network store; the in-memory
+//! implementation ([`memory`]) serves a single instance. Only the composition root (`app.rs`) names
+//! an implementation; everything else holds a [`SharedState`].
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{SessionId, UserId};
+
+/// The shared state could not be reached or answered nonsense. Callers decide, per function,
+/// whether to fail open or closed.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("shared state unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Claims on single-use keys.
+#[async_trait]
+pub trait Claims: Send + Sync {
+    /// Claims `key` for `ttl`: true for the first claim, false while an earlier claim lasts.
+    async fn claim(&self, key: &[u8; 32], ttl: Duration) -> Result<bool, SharedError>;
+}
+
+/// A lease someone holds: only the holder can release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    /// Random, so a late release after the lease expired and was taken again frees nothing.
+    pub token: u128,
+}
+
+/// Named leases with an expiry.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes `name` for `ttl` unless someone else holds it.
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, SharedError>;
+
+    /// Waits until `name` is free (or its holder's lease expired), then takes it for `ttl`.
+    async fn acquire(&self, name: &str, ttl: Duration) -> Result<Lease, SharedError>;
+
+    /// Gives the lease back, if it is still this holder's.
+    async fn release(&self, lease: &Lease) -> Result<(), SharedError>;
+}
+
+/// Something every instance must stop honouring at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One session logged out, or revoked by reuse detection.
+    Session(SessionId),
+    /// Every session of a user (logout on all devices, a ban).
+    User(UserId),
+    /// The signing keys changed: reload the keyring.
+    SigningKeys,
+}
+
+/// Publish and subscribe for [`Revocation`]s.
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn publish(&self, event: Revocation) -> Result<(), SharedError>;
+
+    /// Every event published from now on, by any instance. A receiver that falls behind is told how
+    /// many it missed (`RecvError::Lagged`) and must then assume anything may have been revoked.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
+}
+
+/// Counters with an expiry.
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds one to `key` in its current window of length `window` and returns the count so far in
+    /// that window, with the time until the window ends.
+    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError>;
+}
+
+/// The seam as the services hold it; cheap to clone.
+#[derive(Clone)]
+pub struct SharedState {
+    pub claims: Arc<dyn Claims>,
+    pub leases: Arc<dyn Leases>,
+    pub events: Arc<dyn Events>,
+    pub counters: Arc<dyn Counters>,
+}
+
+impl SharedState {
+    /// One implementation serving every function.
+    pub fn from_one<T>(implementation: Arc<T>) -> Self
+    where
+        T: Claims + Leases + Events + Counters + 'static,
+    {
+        Self {
+            claims: implementation.clone(),
+            leases: implementation.clone(),
+            events: implementation.clone(),
+            counters: implementation,
+        }
+    }
+}

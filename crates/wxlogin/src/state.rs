@@ -1,0 +1,47 @@
+//! `AppState`: what the handlers and services share. Built by the composition root (`app.rs`), the
+//! only place that picks the concrete store and shared state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::{Registration, Settings};
+use crate::crypto::SealingKey;
+use crate::domain::{AppId, AppSecret};
+use crate::services::CodeExchanges;
+use crate::shared::SharedState;
+use crate::store::Store;
+use crate::tokens::TokenService;
+use crate::wechat::{AccessTokens, WechatClient};
+
+/// A mini program this server serves.
+#[derive(Debug, Clone)]
+pub struct AppEntry {
+    pub secret: AppSecret,
+    pub registration: Registration,
+}
+
+/// Everything a handler or service needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub clock: SharedClock,
+    pub store: Arc<dyn Store>,
+    pub shared: SharedState,
+    pub wechat: WechatClient,
+    pub wechat_tokens: AccessTokens,
+    pub tokens: TokenService,
+    pub sealing: SealingKey,
+    pub apps: Arc<HashMap<AppId, AppEntry>>,
+    pub(crate) code_exchanges: CodeExchanges,
+}
+
+impl AppState {
+    pub fn now_millis(&self) -> i64 {
+        self.clock.unix_millis()
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.clock.unix_secs()
+    }
+}
