@@ -51,9 +51,11 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
     (cd "${client}" && npm ci --no-audit --no-fund)
   fi
   (cd "${client}" && npm run build && npm run test:unit)
-  cargo build -p wxlogin --locked
+  # `cargo test` above built the binary for its own CLI tests; a separate `cargo build -p wxlogin`
+  # would resolve other dependency features and rebuild about 50 crates.
   target_dir="${CARGO_TARGET_DIR:-target}"
   case "${target_dir}" in /*) ;; *) target_dir="${PWD}/${target_dir}" ;; esac
+  [ -x "${target_dir}/debug/wxlogin" ] || cargo build -p wxlogin --locked
   (cd "${client}" && WXLOGIN_BIN="${target_dir}/debug/wxlogin" npm run test:integration)
 elif [ "${CI:-}" = "true" ]; then
   echo "Mini program client tests: Node.js 20+ and npm are required in CI" >&2

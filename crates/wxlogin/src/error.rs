@@ -431,3 +431,45 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::ErrorCode;
+
+    /// `status -> codes` of the "Error codes" table of `docs/api.md`.
+    fn documented() -> BTreeMap<&'static str, u16> {
+        let doc = include_str!("../../../docs/api.md");
+        let table = doc
+            .split("## Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let mut codes = BTreeMap::new();
+        for row in table.lines().filter(|l| l.starts_with("| ")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let Ok(status) = cells[1].parse::<u16>() else {
+                continue; // the header row
+            };
+            for code in cells[2].split(',') {
+                let code = code.trim().trim_matches('`');
+                assert!(
+                    codes.insert(code, status).is_none(),
+                    "{code} is listed twice"
+                );
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn the_enum_is_the_table_of_docs_api_md() {
+        let documented = documented();
+        let ours: BTreeMap<&str, u16> = ErrorCode::ALL
+            .iter()
+            .map(|code| (code.as_str(), code.status().as_u16()))
+            .collect();
+        assert_eq!(ours, documented);
+    }
+}

@@ -1,38 +1,53 @@
 //! `wxlogin dev`: the server on SQLite with generated keys, pointed at the built-in WeChat
 //! simulator, so a new user can log a simulated mini program user in with one command.
+//!
+//! Its settings are layered like `serve`'s, with the generated ones as the base: defaults → the
+//! generated dev settings → `--config FILE` → `WXLOGIN_*` variables → `--listen`. So a developer
+//! can, say, shorten the access-token lifetime with `WXLOGIN_TOKENS__ACCESS_TTL_SECS=60` to watch a
+//! client renew. Apps a config file adds are added to the simulator too. `wechat.base_url` always
+//! points at the simulator.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::app::Application;
-use crate::config::{AppSettings, Registration, ServiceSettings, Settings};
+use crate::config::Settings;
 use crate::crypto::SealingKey;
-use crate::domain::{AppId, AppSecret};
 
 /// The credential `dev` configures for `POST /v1/introspect`.
-pub const DEV_SERVICE_ID: &str = "demo-service";
-pub const DEV_SERVICE_SECRET: &str = "demo-service-secret-change-me";
+pub(crate) const DEV_SERVICE_ID: &str = "demo-service";
+pub(crate) const DEV_SERVICE_SECRET: &str = "demo-service-secret-change-me";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Debug, clap::Args)]
-pub struct DevArgs {
-    /// Where wxlogin listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+pub(crate) struct DevArgs {
+    /// Where wxlogin listens [default: 127.0.0.1:8080, or server.listen of the configuration].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Where the WeChat simulator listens.
     #[arg(long, default_value = "127.0.0.1:8081")]
-    pub mock_listen: SocketAddr,
+    mock_listen: SocketAddr,
     /// The SQLite database and the generated sealing key live here.
     #[arg(long, default_value = "wxlogin-dev")]
-    pub data_dir: PathBuf,
+    data_dir: PathBuf,
+    /// A configuration file over the generated settings (as for `serve`).
+    #[arg(long, short, env = "WXLOGIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Allow listening on addresses other than loopback. dev serves a demo service secret and the
+    /// simulator mints login codes for anyone: only for a trusted network.
+    #[arg(long)]
+    public: bool,
 }
 
 /// Reads the sealing key beside the database, or generates it (readable by this user only).
-fn sealing_key(data_dir: &Path) -> Result<SealingKey, String> {
+fn sealing_key(data_dir: &Path) -> Result<String, String> {
     let path = data_dir.join("sealing.key");
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        return SealingKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
+        SealingKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(text.trim().to_owned());
     }
     let text = SealingKey::generate_base64();
     let mut options = std::fs::OpenOptions::new();
@@ -45,34 +60,90 @@ fn sealing_key(data_dir: &Path) -> Result<SealingKey, String> {
     std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a sealing key");
-    SealingKey::parse(&text).map_err(|e| e.to_string())
+    Ok(text)
 }
 
-/// The settings `dev` runs with.
-pub fn dev_settings(args: &DevArgs, mock_url: &str) -> Result<Settings, String> {
-    let mut settings = Settings::default();
-    settings.server.listen = args.listen;
-    settings.server.data_dir = args.data_dir.clone();
-    settings.database.url = Some(format!(
-        "sqlite://{}",
-        args.data_dir.join("wxlogin.db").display()
-    ));
-    settings.security.sealing_key = Some(sealing_key(&args.data_dir)?);
+/// The generated layer: SQLite and the sealing key in the data directory, the demo app and the
+/// demo service credential.
+fn generated(data_dir: &Path) -> Result<toml::Table, String> {
+    let text = format!(
+        r#"
+[server]
+listen = "{DEFAULT_LISTEN}"
+data_dir = {data_dir}
+
+[database]
+url = {database}
+
+[security]
+sealing_key = "{sealing_key}"
+
+[[apps]]
+appid = "{appid}"
+secret = "{secret}"
+
+[[services]]
+client_id = "{DEV_SERVICE_ID}"
+client_secret = "{DEV_SERVICE_SECRET}"
+"#,
+        data_dir = toml::Value::from(data_dir.display().to_string()),
+        database = toml::Value::from(format!(
+            "sqlite://{}",
+            data_dir.join("wxlogin.db").display()
+        )),
+        sealing_key = sealing_key(data_dir)?,
+        appid = wechat_mock::DEMO_APPID,
+        secret = wechat_mock::DEMO_SECRET,
+    );
+    text.parse::<toml::Table>()
+        .map_err(|e| format!("the generated dev settings: {e}"))
+}
+
+/// The settings `dev` runs with (see the module docs for the layers).
+fn dev_settings(args: &DevArgs, mock_url: &str) -> Result<Settings, String> {
+    let mut settings = Settings::load_over(generated(&args.data_dir)?, args.config.as_deref())
+        .map_err(|e| e.to_string())?;
+    if let Some(listen) = args.listen {
+        settings.server.listen = listen;
+    }
     settings.wechat.base_url = mock_url.to_owned();
-    settings.apps = vec![AppSettings {
-        appid: AppId::parse(wechat_mock::DEMO_APPID).map_err(|e| e.to_string())?,
-        secret: AppSecret::parse(wechat_mock::DEMO_SECRET).map_err(|e| e.to_string())?,
-        registration: Registration::Auto,
-    }];
-    settings.services =
-        vec![ServiceSettings::new(DEV_SERVICE_ID, DEV_SERVICE_SECRET).map_err(|e| e.to_string())?];
     Ok(settings)
 }
 
-pub async fn run(args: DevArgs) -> Result<(), String> {
-    crate::telemetry::init(&Default::default());
+/// dev must not expose its demo secret and the simulator's code minting by accident.
+fn check_loopback(what: &str, addr: SocketAddr, public: bool) -> Result<(), String> {
+    if public || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr} for {what}: dev serves a demo service secret and the \
+         simulator mints login codes for anyone who asks. Use a loopback address, or pass \
+         --public on a trusted network"
+    ))
+}
+
+/// The simulator knows the demo app and every app of the settings.
+fn simulator_config(settings: &Settings) -> wechat_mock::MockConfig {
+    let mut config = wechat_mock::MockConfig::demo();
+    for app in &settings.apps {
+        if app.appid.as_str() != wechat_mock::DEMO_APPID {
+            config.apps.push(
+                wechat_mock::AppConfig::new(app.appid.as_str(), app.secret.expose_secret())
+                    .with_open_platform(wechat_mock::DEMO_OPEN_PLATFORM),
+            );
+        }
+    }
+    config
+}
+
+pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    check_loopback("the simulator", args.mock_listen, args.public)?;
+    // The simulator's real address is known only once it is bound; check the rest first.
+    let settings = dev_settings(&args, "http://127.0.0.1:1")?;
+    crate::telemetry::init(&settings.log);
+    check_loopback("wxlogin", settings.server.listen, args.public)?;
     let mock_listener = tokio::net::TcpListener::bind(args.mock_listen)
         .await
         .map_err(|e| {
@@ -83,7 +154,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         })?;
     let mock_addr = mock_listener.local_addr().map_err(|e| e.to_string())?;
     let mock_url = format!("http://{mock_addr}");
-    let settings = dev_settings(&args, &mock_url)?;
+    let mut settings = settings;
+    settings.wechat.base_url = mock_url.clone();
+    let mock_config = simulator_config(&settings);
     let app = Application::build(settings, crate::clock::system())
         .await
         .map_err(|e| e.to_string())?;
@@ -91,7 +164,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let (stop_mock, mock_stopped) = tokio::sync::oneshot::channel::<()>();
     let mock = tokio::spawn(wechat_mock::serve(
         mock_listener,
-        wechat_mock::Mock::new(wechat_mock::MockConfig::demo()),
+        wechat_mock::Mock::new(mock_config),
         async move {
             let _ = mock_stopped.await;
         },
@@ -106,7 +179,6 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let _ = mock.await;
     result
 }
-
 #[allow(clippy::print_stdout)]
 fn print_welcome(addr: SocketAddr, mock: SocketAddr, data_dir: &Path) {
     println!(

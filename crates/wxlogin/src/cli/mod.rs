@@ -18,13 +18,13 @@ use crate::config::Settings;
     version,
     about = "A self-hosted login server for WeChat Mini Programs"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run locally against the built-in WeChat simulator, with SQLite and generated keys.
     #[cfg(feature = "simulator")]
     Dev(dev::DevArgs),
@@ -64,7 +64,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// Create users from a CSV of phone numbers (for apps with `registration = "closed"`): one
     /// number per row, `13800138000`, `+852 61234567` or `country_code,number`. Every row is
     /// checked first; a bad row refuses the whole file. Numbers that already have a user are kept.
@@ -77,7 +77,7 @@ pub enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Print the effective configuration (secrets redacted) and check it for `serve`.
     Check {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
@@ -189,7 +189,7 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn serve(settings: Settings) -> Result<(), String> {
+async fn serve(settings: Settings) -> Result<(), String> {
     let app = Application::build(settings, crate::clock::system())
         .await
         .map_err(|e| e.to_string())?;

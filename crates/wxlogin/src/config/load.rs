@@ -57,7 +57,21 @@ struct RawService {
 }
 
 pub(super) fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-    let mut figment = Figment::new();
+    load_over(Figment::new(), file)
+}
+
+/// As `load`, over a base layer of the caller's instead of the bare defaults (`wxlogin dev`).
+pub(super) fn load_over_table(
+    base: toml::Table,
+    file: Option<&Path>,
+) -> Result<Settings, ConfigError> {
+    load_over(
+        Figment::from(figment::providers::Serialized::defaults(base)),
+        file,
+    )
+}
+
+fn load_over(mut figment: Figment, file: Option<&Path>) -> Result<Settings, ConfigError> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ReadFile {
             path: path.to_owned(),

@@ -365,6 +365,12 @@ impl Settings {
         load::load(file)
     }
 
+    /// As [`Settings::load`], with `base` between the defaults and the file: `wxlogin dev` puts its
+    /// generated settings there, so a file and the environment can still change any of them.
+    pub fn load_over(base: toml::Table, file: Option<&Path>) -> Result<Settings, ConfigError> {
+        load::load_over_table(base, file)
+    }
+
     /// Only the given TOML over the defaults, without the environment.
     pub fn from_toml_str(s: &str) -> Result<Settings, ConfigError> {
         load::from_toml_str(s)

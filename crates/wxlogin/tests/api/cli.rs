@@ -275,3 +275,92 @@ async fn users_import_creates_users_from_a_csv_and_refuses_a_bad_file_whole() {
     let imported = wxlogin::domain::Phone::new("852", "61234567").unwrap();
     assert!(store.find_user_by_phone(&imported).await.unwrap().is_some());
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn dev_refuses_a_public_address_without_public() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["--listen", "0.0.0.0:0", "--mock-listen", "127.0.0.1:0"],
+        ["--listen", "127.0.0.1:0", "--mock-listen", "0.0.0.0:0"],
+    ] {
+        let output = wxlogin()
+            .arg("dev")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("refusing to listen on 0.0.0.0:0"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--public"), "{stderr}");
+    }
+    // The same address through the configuration is refused too.
+    let output = wxlogin()
+        .args(["dev", "--mock-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("WXLOGIN_SERVER__LISTEN", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to listen"));
+}
+
+#[tokio::test]
+async fn dev_takes_a_config_file_and_the_environment_over_its_generated_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mock_port) = (free_port(), free_port());
+    let config = dir.path().join("dev.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n[tokens]\nrefresh_ttl_secs = 3600\n"),
+    )
+    .unwrap();
+    let child = wxlogin()
+        .args(["dev", "--mock-listen", &format!("127.0.0.1:{mock_port}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("WXLOGIN_TOKENS__ACCESS_TTL_SECS", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/readyz")).await;
+    let client = reqwest::Client::new();
+    let minted: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{mock_port}/__mock/login"))
+        .json(&serde_json::json!({ "appid": DEMO_APPID, "user": "dana" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let login: serde_json::Value = client
+        .post(format!("{base}/v1/auth/wechat/login"))
+        .json(&serde_json::json!({ "code": minted["code"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["expires_in"], 60, "from the environment: {login}");
+    assert_eq!(login["refresh_expires_in"], 3600, "from the file: {login}");
+    let status = stop_with_sigterm(child).await;
+    assert!(status.success(), "{status}");
+}
