@@ -10,7 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod error;
+pub(crate) mod error;
 pub mod http;
 pub mod services;
 pub mod shared;

@@ -13,13 +13,13 @@
 mod accounts;
 mod exchange;
 pub mod import;
-pub mod login;
-pub mod phone;
-pub mod profile;
-pub mod session_key;
-pub mod sessions;
+pub(crate) mod login;
+pub(crate) mod phone;
+pub(crate) mod profile;
+pub(crate) mod session_key;
+pub(crate) mod sessions;
 mod unionid;
-pub mod users;
-pub mod wechat_tokens;
+pub(crate) mod users;
+pub(crate) mod wechat_tokens;
 
 pub(crate) use exchange::CodeExchanges;
