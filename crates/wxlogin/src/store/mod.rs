@@ -1,10 +1,12 @@
-//! Persistence: one `Store` trait, one implementation per backend (SQLite, PostgreSQL), each with its
-//! own migrations, and one conformance suite run against both (`tests/api/store.rs`).
+//! Persistence: one `Store` trait, implemented once (`sql.rs`) for both backends (SQLite,
+//! PostgreSQL), which differ only in how they connect, migrate and lock (`sql::Backend`), and one
+//! conformance suite run against both (`tests/api/store.rs`).
 //!
 //! Times are Unix milliseconds (`i64`) everywhere, so both backends store plain `BIGINT`s.
 
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 pub use postgres::PostgresStore;

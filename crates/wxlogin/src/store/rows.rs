@@ -1,5 +1,5 @@
-//! What both backends share: the shape of a row as it comes out of the database, its way back
-//! through the domain types, and the mapping of database errors. The SQL stays per backend.
+//! The shape of a row as it comes out of the database, its way back through the domain types, and
+//! the mapping of database errors, for the queries in `sql.rs`.
 
 use super::{
     Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, StoreError, User,
@@ -7,6 +7,8 @@ use super::{
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// A unique violation is a rule of the data (`Conflict`); anything else is the database's trouble.
+/// Each sqlx driver does the recognising (SQLite's UNIQUE and PRIMARYKEY constraint codes,
+/// PostgreSQL's SQLSTATE 23505), so this needs nothing per backend.
 pub(super) fn db_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict,

@@ -1,0 +1,589 @@
+//! The queries, once for both backends: `Store` is implemented for every `Backend`, and a backend
+//! supplies only what SQLite and PostgreSQL really do differently (`Backend`'s items).
+//!
+//! Placeholders are `$1`, `$2`, ... everywhere: sqlx binds SQLite's `$NNN` parameters by their
+//! number, as PostgreSQL does, so one number may appear twice in a statement (`set_user_phone`).
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::query::Query;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+};
+
+use super::rows::{
+    IdentityRow, LoginTicketRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow,
+    UserRow, db_error, migrate_error,
+};
+use super::{
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError,
+    User,
+};
+use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+
+/// What a backend decides for itself. Public only to appear in the bounds of the `Store` impl;
+/// the module is private, so nothing outside `store` can implement it.
+pub trait Backend: Send + Sync + 'static {
+    type Db: Database;
+
+    /// Opens a transaction that will write. It must make concurrent writers of the same rows
+    /// wait rather than fail.
+    const BEGIN_WRITE: &'static str;
+    /// Appended to a read whose row the same transaction then updates, so that a concurrent
+    /// writer cannot slip in between (`replace_avatar`).
+    const LOCK_READ_ROW: &'static str;
+
+    fn pool(&self) -> &Pool<Self::Db>;
+    fn migrator() -> &'static Migrator;
+    /// sqlx offers the count only on each driver's own result type.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+}
+
+type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+const USER_COLUMNS: &str =
+    "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
+
+async fn begin_write<B: Backend>(store: &B) -> Result<Transaction<'static, B::Db>, StoreError> {
+    store
+        .pool()
+        .begin_with(B::BEGIN_WRITE)
+        .await
+        .map_err(db_error)
+}
+
+// sqlx's generic API asks for every capability by name: executing on a pool and a transaction,
+// migrating, binding the parameter types used below, and decoding the columns of the row types.
+// Both drivers have them all; the list only grows when a query binds or reads a new type.
+#[async_trait::async_trait]
+impl<B> Store for B
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Connection: Migrate,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<&'q str>: Encode<'q, B::Db>,
+    for<'q> &'q [u8]: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db>,
+    for<'r> &'r str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Vec<u8>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> i64: Decode<'r, B::Db>,
+{
+    async fn migrate(&self) -> Result<(), StoreError> {
+        B::migrator().run(self.pool()).await.map_err(migrate_error)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_identity(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE appid = $1 AND openid = $2",
+        )
+        .bind(appid.as_str())
+        .bind(openid.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(Identity::try_from)
+        .transpose()
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &User,
+        identity: &Identity,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin_write(self).await?;
+        insert_user(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // On a conflict the transaction is dropped here, which rolls the user back too.
+        insert_identity(identity)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_identity_login(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        unionid: Option<&UnionId>,
+        sealed_session_key: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // WeChat sends the unionid only in some cases: a login without one must not forget it.
+        sqlx::query(
+            "UPDATE wechat_identities \
+             SET sealed_session_key = $3, unionid = COALESCE($4, unionid), updated_at = $5 \
+             WHERE appid = $1 AND openid = $2",
+        )
+        .bind(appid.as_str())
+        .bind(openid.as_str())
+        .bind(sealed_session_key)
+        .bind(unionid.map(UnionId::as_str))
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    async fn set_user_banned(
+        &self,
+        id: &UserId,
+        banned_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET banned_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(banned_at)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin_write(self).await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, appid, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(session.appid.as_str())
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .bind(session.revoked_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_refresh_token(first_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
+             FROM sessions WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(Session::try_from)
+        .transpose()
+    }
+
+    async fn session_access(&self, id: &SessionId) -> Result<Option<SessionAccess>, StoreError> {
+        sqlx::query_as::<_, SessionAccessRow>(
+            "SELECT s.user_id, s.revoked_at, u.banned_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(SessionAccess::try_from)
+        .transpose()
+    }
+
+    async fn revoke_session(&self, id: &SessionId, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.as_str())
+                .bind(now)
+                .execute(self.pool())
+                .await
+                .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn revoke_user_sessions(&self, user: &UserId, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
+        sqlx::query_as::<_, RefreshTokenRow>(
+            "SELECT hash, session_id, issued_at, expires_at, rotated_at \
+             FROM refresh_tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(RefreshToken::try_from)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new: &RefreshToken,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin_write(self).await?;
+        // The guard on rotated_at makes this UPDATE the arbiter between concurrent rotations: a
+        // second one waits for the first's lock (on the row, or SQLite's on the whole database),
+        // then sees rotated_at set and matches nothing.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 AND rotated_at IS NULL",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if B::rows_affected(&done) == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        insert_refresh_token(new)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        insert_refresh_token(token)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let rows = sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, retired_at \
+             FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(SigningKey::from).collect())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys \
+             (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.alg.as_str())
+        .bind(key.sealed_private_key.as_slice())
+        .bind(key.public_jwk.as_str())
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn set_nickname(
+        &self,
+        user: &UserId,
+        nickname: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET nickname = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.as_str())
+            .bind(nickname)
+            .bind(now)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn replace_avatar(
+        &self,
+        user: &UserId,
+        avatar: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let mut tx = begin_write(self).await?;
+        let previous: Option<(Option<String>,)> = sqlx::query_as(&format!(
+            "SELECT avatar FROM users WHERE id = $1{}",
+            B::LOCK_READ_ROW
+        ))
+        .bind(user.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some((previous,)) = previous else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE users SET avatar = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.as_str())
+            .bind(avatar)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(previous))
+    }
+
+    async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE avatar = $1")
+            .bind(avatar)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn find_identity_by_user(
+        &self,
+        user: &UserId,
+        appid: &AppId,
+    ) -> Result<Option<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE user_id = $1 AND appid = $2 \
+             ORDER BY updated_at DESC, openid LIMIT 1",
+        )
+        .bind(user.as_str())
+        .bind(appid.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(Identity::try_from)
+        .transpose()
+    }
+
+    async fn list_identities_of_user(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
+        sqlx::query_as::<_, IdentityRow>(
+            "SELECT appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at \
+             FROM wechat_identities WHERE user_id = $1 ORDER BY appid, openid",
+        )
+        .bind(user.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(Identity::try_from)
+        .collect()
+    }
+
+    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE phone_country_code = $1 AND phone_number = $2"
+        ))
+        .bind(phone.country_code())
+        .bind(phone.number())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn set_user_phone(
+        &self,
+        user: &UserId,
+        phone: Option<&Phone>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET phone_country_code = $2, phone_number = $3, \
+             phone_bound_at = CASE WHEN $3 IS NULL THEN NULL ELSE $4 END, updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(user.as_str())
+        .bind(phone.map(Phone::country_code))
+        .bind(phone.map(Phone::number))
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        insert_user(user)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn link_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+        insert_identity(identity)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_users_by_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT user_id FROM wechat_identities WHERE unionid = $1 ORDER BY user_id",
+        )
+        .bind(unionid.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id,)| UserId::parse(id).map_err(|_| StoreError::Corrupt("user id")))
+            .collect()
+    }
+
+    async fn insert_login_ticket(&self, ticket: &LoginTicket) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_tickets \
+             (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ticket.hash.as_slice())
+        .bind(ticket.appid.as_str())
+        .bind(ticket.openid.as_str())
+        .bind(ticket.unionid.as_ref().map(UnionId::as_str))
+        .bind(ticket.sealed_session_key.as_slice())
+        .bind(ticket.created_at)
+        .bind(ticket.expires_at)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn take_login_ticket(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<LoginTicket>, StoreError> {
+        let mut tx = begin_write(self).await?;
+        sqlx::query("DELETE FROM login_tickets WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let row = sqlx::query_as::<_, LoginTicketRow>(
+            "DELETE FROM login_tickets WHERE hash = $1 \
+             RETURNING hash, appid, openid, unionid, sealed_session_key, created_at, expires_at",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        row.map(LoginTicket::try_from).transpose()
+    }
+}
+
+// The inserts run both alone and inside a transaction, so they are built here and executed by
+// the caller on whichever it has.
+
+fn insert_user<'q, DB>(user: &'q User) -> Statement<'q, DB>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB>,
+{
+    let phone = user.phone.as_ref();
+    sqlx::query(
+        "INSERT INTO users \
+         (id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, \
+          phone_number, phone_bound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(user.id.as_str())
+    .bind(user.nickname.as_deref())
+    .bind(user.avatar.as_deref())
+    .bind(user.created_at)
+    .bind(user.updated_at)
+    .bind(user.banned_at)
+    .bind(phone.map(Phone::country_code))
+    .bind(phone.map(Phone::number))
+    .bind(phone.map(|_| user.updated_at))
+}
+
+fn insert_identity<'q, DB>(identity: &'q Identity) -> Statement<'q, DB>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB>,
+{
+    sqlx::query(
+        "INSERT INTO wechat_identities \
+         (appid, openid, unionid, user_id, sealed_session_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(identity.appid.as_str())
+    .bind(identity.openid.as_str())
+    .bind(identity.unionid.as_ref().map(UnionId::as_str))
+    .bind(identity.user_id.as_str())
+    .bind(identity.sealed_session_key.as_slice())
+    .bind(identity.created_at)
+    .bind(identity.updated_at)
+}
+
+fn insert_refresh_token<'q, DB>(token: &'q RefreshToken) -> Statement<'q, DB>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at, rotated_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token.hash.as_slice())
+    .bind(token.session_id.as_str())
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .bind(token.rotated_at)
+}
