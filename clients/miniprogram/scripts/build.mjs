@@ -1,9 +1,11 @@
-// Builds the library: type check and .d.ts (tsc), CommonJS and ESM bundles (esbuild) in dist/, and
-// the minified CommonJS bundle in miniprogram_dist/ that WeChat DevTools' "构建 npm" copies.
+// Builds the library: type check and declarations (tsc; .d.ts for `require`, and the same as .d.mts
+// importing each other as .mjs for `import`, so that TypeScript sees the ESM entry as ESM), CommonJS
+// and ESM bundles (esbuild) in dist/, and the minified CommonJS bundle in miniprogram_dist/ that
+// WeChat DevTools' "构建 npm" copies.
 // Fails when the minified bundle is over the size budget (gzip) or would need anything at run time
 // (a require() or import of a Node built-in or any other module).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,19 @@ rmSync('miniprogram_dist', { recursive: true, force: true });
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { stdio: 'inherit' });
+
+const types = 'dist/types';
+for (const name of readdirSync(types).filter((n) => n.endsWith('.d.ts'))) {
+  const esmName = name.replace(/\.d\.ts$/, '.d.mts');
+  const text = readFileSync(join(types, name), 'utf8').replace(
+    /(\bfrom\s*|\bimport\s*\(\s*)(['"])(\.\.?\/[^'"]*)\2/g,
+    (_, keyword, quote, path) => {
+      if (!existsSync(join(types, `${path}.d.ts`))) throw new Error(`${name}: cannot map ${path} to a .d.mts`);
+      return `${keyword}${quote}${path}.mjs${quote}`;
+    },
+  );
+  writeFileSync(join(types, esmName), text);
+}
 
 const common = { entryPoints: ['src/index.ts'], bundle: true, platform: 'neutral', target: 'es2017', logLevel: 'warning' };
 await build({ ...common, format: 'cjs', outfile: 'dist/index.cjs' });

@@ -29,8 +29,17 @@ export interface LoginRequiredContext {
 }
 
 export interface AuthClientOptions {
-  /** wxlogin's address, e.g. `https://login.example.com`; relative request URLs are resolved on it. */
+  /**
+   * wxlogin's address, e.g. `https://login.example.com`; relative request URLs are resolved on it.
+   * Requests to its origin get the access token.
+   */
   baseURL: string;
+  /**
+   * Other origins that get the access token, exactly as `scheme://host[:port]`, e.g.
+   * `['https://api.example.com']`. Requests to any other origin are sent without it (and their
+   * 401 answers are returned as they are).
+   */
+  authorizedOrigins?: string[];
   /** `wxPlatform(wx)`, `taroPlatform(Taro)` or `uniPlatform(uni)`. */
   platform: Platform;
   /** Sent with every login; needed when the server serves more than one mini program. */
@@ -63,7 +72,10 @@ export interface RequestOptions {
   data?: unknown;
   header?: Record<string, string>;
   timeout?: number;
-  /** `false`: no token and no login (public endpoints). Default `true`. */
+  /**
+   * `false`: no token and no login (public endpoints). Default `true`: the token goes with requests
+   * to `baseURL`'s origin and to `authorizedOrigins`, never elsewhere.
+   */
   auth?: boolean;
 }
 
@@ -142,6 +154,8 @@ interface Session {
   refreshToken: string;
   /** `now()` at which to refresh: the answer's `expires_in` counted from when the call started. */
   refreshAt: number;
+  /** `now()` at which the access token expires. */
+  expiresAt: number;
   user: AuthUser | null;
 }
 
@@ -198,14 +212,89 @@ const loggedOut = (): AuthError => new AuthError('logged_out', 'logged out while
 const denied = (d: PhoneEventDetail | undefined): AuthError =>
   new AuthError('phone_denied', (d && d.errMsg) || 'no phone code: the user declined');
 
+const isString = (v: unknown): v is string => typeof v === 'string';
+/** A token as it can go in a header: visible ASCII. */
+const isToken = (v: unknown): v is string => isString(v) && /^[\x21-\x7e]+$/.test(v);
+const orNull = (v: unknown): boolean => v == null || isString(v);
+const optional = (v: unknown, type: string): boolean => v === undefined || typeof v === type;
+
+/** A saved user rebuilt from its fields when each has its type; null for none; undefined when it does not fit. */
+function parseUser(u: any): AuthUser | null | undefined {
+  if (u === null) return null;
+  if (!u || typeof u !== 'object') return undefined;
+  const p = u.phone;
+  const phone = p == null ? null : isString(p.masked) && isString(p.country_code) ? { masked: p.masked, country_code: p.country_code } : undefined;
+  if (!isString(u.id) || !u.id || !orNull(u.nickname) || !orNull(u.avatar_url) || phone === undefined) return undefined;
+  if (!optional(u.is_new, 'boolean') || !optional(u.created_at, 'string')) return undefined;
+  const user: AuthUser = { id: u.id, nickname: u.nickname ?? null, avatar_url: u.avatar_url ?? null, phone };
+  if (u.is_new !== undefined) user.is_new = u.is_new;
+  if (u.created_at !== undefined) user.created_at = u.created_at;
+  return user;
+}
+
+/**
+ * The saved session, or null when there is none or any of its fields does not fit: then it is
+ * dropped whole and the user logs in again. (Sessions saved before `expiresAt` expire at `refreshAt`.)
+ */
 function parseSession(text: string | null): Session | null {
+  let s: any;
   try {
-    const s = text ? (JSON.parse(text) as Session) : null;
-    return s && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' && typeof s.refreshAt === 'number'
-      ? s
-      : null;
+    s = text && JSON.parse(text);
   } catch {
     return null;
+  }
+  if (!s || typeof s !== 'object') return null;
+  const user = parseUser(s.user);
+  const expiresAt = s.expiresAt === undefined ? s.refreshAt : s.expiresAt;
+  return user !== undefined && isToken(s.accessToken) && isToken(s.refreshToken) && Number.isFinite(s.refreshAt) && Number.isFinite(expiresAt)
+    ? { accessToken: s.accessToken, refreshToken: s.refreshToken, refreshAt: s.refreshAt, expiresAt, user }
+    : null;
+}
+
+/** A refresh refused with a 4xx other than 408 and 429: this session will never be renewed. */
+function sessionOver(e: unknown): boolean {
+  const status = e instanceof AuthError ? e.status : undefined;
+  return !!status && status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+/** `scheme://host[:port]` of an absolute http(s) URL in lower case, without its default port ('' for anything else). */
+function originOf(url: string): string {
+  const m = /^(https?):\/\/([^/?#]*)/i.exec(url);
+  const scheme = m ? m[1].toLowerCase() : '';
+  return m ? scheme + '://' + m[2].toLowerCase().replace(scheme === 'https' ? /:443$/ : /:80$/, '') : '';
+}
+
+/**
+ * The `error` parameter of the Bearer challenge in a `WWW-Authenticate` value (RFC 7235 challenges,
+ * RFC 6750 Bearer): schemes and parameter names in any case, values as tokens or quoted strings.
+ */
+function bearerError(value: string): string | undefined {
+  const item = /([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"?|([\w!#$%&'*+.^`|~-]*)))?/g;
+  let scheme = '';
+  let m: RegExpExecArray | null;
+  while ((m = item.exec(value))) {
+    if (m[2] === undefined && m[3] === undefined) scheme = m[1].toLowerCase();
+    else if (scheme === 'bearer' && m[1].toLowerCase() === 'error') return m[3] ?? m[2].replace(/\\(.)/g, '$1');
+  }
+  return undefined;
+}
+
+/**
+ * Whether a 401 says the access token was refused: `WWW-Authenticate: Bearer error="invalid_token"`.
+ * `wx.uploadFile` gives no headers: an upload answer without that header tells it by wxlogin's
+ * JSON body `{"error":"invalid_token"}`.
+ */
+function tokenRefused(res: PlatformResponse, upload: boolean): boolean {
+  if (res.statusCode !== 401) return false;
+  const header = res.header || {};
+  for (const name in header) {
+    if (name.toLowerCase() === 'www-authenticate') return bearerError(String(header[name])) === 'invalid_token';
+  }
+  if (!upload) return false;
+  try {
+    return (isString(res.data) ? JSON.parse(res.data) : res.data).error === 'invalid_token';
+  } catch {
+    return false; // not JSON, or no body
   }
 }
 
@@ -235,12 +324,20 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const storageKey = options.storageKey || 'wxlogin.session';
   const leeway = options.refreshLeewayMs ?? 60_000;
   const listeners: Record<string, Array<(payload: unknown) => void>> = {};
+  /** The origins that get the access token. */
+  const origins = [originOf(base)];
+  for (const o of options.authorizedOrigins || []) {
+    if (!/^https?:\/\/([\w.-]+|\[[\da-f:.]+\])(:\d+)?$/i.test(o)) throw new TypeError('authorizedOrigins: not an origin: ' + o);
+    origins.push(originOf(o));
+  }
 
   let session: Session | null = null;
   /** Bumped by logout: work started before it never installs a session. */
   let epoch = 0;
   /** The one login or refresh in flight, shared by every caller. */
   let renewal: Deferred<Session> | null = null;
+  /** The access token the server last answered with a refused 401. */
+  let refused: string | null = null;
   /** The login page's outcome while `onLoginRequired` is pending. */
   let prompt: Deferred<Session> | null = null;
   let ticket: { value: string; until: number } | null = null;
@@ -300,6 +397,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       accessToken: r.access_token,
       refreshToken: r.refresh_token,
       refreshAt: start + ttl - Math.min(leeway, ttl / 2),
+      expiresAt: start + ttl,
       user: r.user || null,
     };
   }
@@ -371,8 +469,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       try {
         return await adopt(await exchange(REFRESH, { refresh_token: s.refreshToken }), e, 'refresh');
       } catch (err) {
-        if (codeOf(err) !== 'invalid_grant') throw err;
-        // Revoked, expired or reused elsewhere: this session is over; log in afresh.
+        // No answer, 5xx, 408 or 429: keep the session, fail this attempt.
+        if (!sessionOver(err)) throw err;
+        // invalid_grant (revoked, expired, reused elsewhere) or another 4xx (a token too large, a
+        // proxy's refusal): this session is over; log in afresh.
         if (session === s) {
           session = null;
           persist(null);
@@ -411,29 +511,45 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return renewal.promise;
   }
 
-  /** The session to send with: waits for a renewal in flight, renews shortly before expiry. */
+  /**
+   * The session to send with: waits for a renewal in flight, renews shortly before expiry. When
+   * that renewal fails but the session stays, its access token is used while it is valid (unless
+   * the server has refused it).
+   */
   function current(): Promise<Session> {
-    if (renewal) return renewal.promise;
-    if (session && now() < session.refreshAt) return Promise.resolve(session);
-    return renew();
+    const s = session;
+    if (!renewal && s && now() < s.refreshAt) return Promise.resolve(s);
+    return renew().catch((err) => {
+      if (s && s === session && s.accessToken !== refused && now() < s.expiresAt) return s;
+      throw err;
+    });
   }
 
-  async function withAuth<R extends PlatformResponse>(auth: boolean | undefined, go: (token?: string) => Promise<R>): Promise<R> {
-    if (auth === false) return go();
+  /**
+   * Sends with the access token (to baseURL's origin and authorizedOrigins only); a 401 that says
+   * the token was refused renews it (shared) and retries once.
+   */
+  async function withAuth<R extends PlatformResponse>(
+    o: { url: string; auth?: boolean },
+    upload: boolean,
+    go: (token?: string) => Promise<R>,
+  ): Promise<R> {
+    if (o.auth === false || origins.indexOf(originOf(resolveURL(o.url))) < 0) return go();
     await restored;
     const e = epoch;
     const used = (await current()).accessToken;
     const first = await go(used);
-    if (first.statusCode !== 401) return first;
+    if (!tokenRefused(first, upload)) return first;
     if (e !== epoch) throw loggedOut();
     // Already replaced by a renewal that finished meanwhile: retry at once with the new token.
     const s = session;
+    if (s && s.accessToken === used) refused = used;
     const next = !renewal && s && s.accessToken !== used ? s : await renew();
     return go(next.accessToken);
   }
 
   const request = <T>(o: RequestOptions): Promise<PlatformResponse<T>> =>
-    withAuth(o.auth, (token) => send(o, token)) as Promise<PlatformResponse<T>>;
+    withAuth(o, false, (token) => send(o, token)) as Promise<PlatformResponse<T>>;
 
   /** One of wxlogin's own endpoints, through the token handling; a non-2xx answer rejects. */
   const profileCall = (method: string, url: string, data?: unknown): Promise<AuthUser> =>
@@ -470,7 +586,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   const upload = (o: UploadOptions): Promise<PlatformResponse<string>> =>
-    withAuth(o.auth, (token) =>
+    withAuth(o, true, (token) =>
       platform
         .uploadFile({
           url: resolveURL(o.url),

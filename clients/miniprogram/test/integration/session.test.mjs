@@ -1,5 +1,6 @@
 // The client against the real wxlogin and the WeChat simulator: cold-start storm, restore on the
-// next launch, refresh-token reuse, logout (this device and all devices), ensureSessionKey.
+// next launch, refresh-token reuse, a refresh answered 413, a malformed saved session, where the
+// token goes, logout (this device and all devices), ensureSessionKey.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { client, getWith, savedSession, startStack } from './harness.mjs';
@@ -73,6 +74,57 @@ test('refresh-token reuse revokes the session; the client logs in again with one
   assert.equal(logins(), 2);
   assert.deepEqual(reasons, ['expired']);
   assert.notEqual(savedSession(wx.storage).refreshToken, rotated.refreshToken);
+});
+
+test('a refresh the server answers 413 (an oversized saved token) drops the session: one silent wx.login', async () => {
+  let t = 0;
+  const first = client(stack, { user: 'oversized', now: () => t });
+  const user = await first.auth.ensureLogin();
+  // A saved refresh token larger than the server's body limit (64 KiB), due for a refresh.
+  const saved = savedSession(first.wx.storage);
+  first.wx.storage.set('wxlogin.session', JSON.stringify({ ...saved, refreshToken: 'wxr_' + 'A'.repeat(70_000), refreshAt: 0 }));
+  const { auth, wx, count, logins } = client(stack, { user: 'oversized', storage: first.wx.storage, now: () => t });
+  const reasons = [];
+  auth.on('logout', (e) => reasons.push(e.reason));
+  const me = await auth.request({ url: '/v1/me' });
+  assert.equal(me.statusCode, 200);
+  assert.equal(me.data.id, user.id);
+  assert.equal(count('POST', REFRESH), 1);
+  assert.equal(logins(), 1);
+  assert.deepEqual(reasons, ['expired']);
+  assert.ok(savedSession(wx.storage).refreshToken.length < 100);
+  // And the next call is an ordinary one: no refresh, no login.
+  assert.equal((await auth.request({ url: '/v1/me' })).statusCode, 200);
+  assert.equal(count('POST', REFRESH), 1);
+  assert.equal(logins(), 1);
+});
+
+test('a saved session whose user is not an object is dropped: ready() is null, the next call logs in', async () => {
+  const first = client(stack, { user: 'mallory' });
+  const user = await first.auth.ensureLogin();
+  first.wx.storage.set('wxlogin.session', JSON.stringify({ ...savedSession(first.wx.storage), user: 'mallory' }));
+  const { auth, logins } = client(stack, { user: 'mallory', storage: first.wx.storage });
+  assert.equal(await auth.ready(), null);
+  const profile = await auth.updateProfile({ nickname: 'M' });
+  assert.equal(profile.id, user.id);
+  assert.equal(logins(), 1);
+  assert.equal(auth.currentUser().id, user.id);
+  assert.equal(auth.currentUser()[0], undefined);
+});
+
+test('the token goes to baseURL and authorizedOrigins only', async () => {
+  const stats = `${stack.mockURL}/__mock/stats`;
+  const plain = client(stack, { user: 'origins' });
+  await plain.auth.ensureLogin();
+  assert.equal((await plain.auth.request({ url: stats })).statusCode, 200);
+  assert.equal((await plain.auth.request({ url: '/v1/me' })).statusCode, 200);
+  assert.deepEqual(plain.wx.requests.filter((r) => r.method === 'GET').map((r) => [r.path, !!r.auth]), [
+    [stats, false],
+    ['/v1/me', true],
+  ]);
+  const allowed = client(stack, { user: 'origins', authorizedOrigins: [stack.mockURL] });
+  await allowed.auth.request({ url: stats });
+  assert.match(allowed.wx.requests.find((r) => r.path === stats).auth, /^Bearer /);
 });
 
 test('logout revokes the tokens on the server and clears the storage', async () => {

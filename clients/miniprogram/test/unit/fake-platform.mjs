@@ -8,9 +8,14 @@ export const BASE = 'https://login.test';
 /** Lets every pending promise callback run (all fake calls settle on microtasks). */
 export const flush = () => new Promise((resolve) => setImmediate(resolve));
 
-const json = (statusCode, data) => ({ statusCode, data, header: {} });
-const error = (statusCode, code, extra = {}) =>
-  json(statusCode, { error: code, message: code, request_id: 'req-test', ...extra });
+const json = (statusCode, data, header = {}) => ({ statusCode, data, header });
+/** As wxlogin answers an error: every 401 carries the Bearer challenge (`Basic` for `invalid_client`). */
+export const error = (statusCode, code, extra = {}) =>
+  json(statusCode, { error: code, message: code, request_id: 'req-test', ...extra }, challenge(statusCode, code));
+const challenge = (statusCode, code) =>
+  statusCode !== 401
+    ? {}
+    : { 'WWW-Authenticate': code === 'invalid_client' ? 'Basic realm="wxlogin"' : 'Bearer error="invalid_token"' };
 
 export class FakeServer {
   constructor() {
@@ -182,9 +187,10 @@ export class FakePlatform {
   uploadFile(o) {
     const auth = o.header.Authorization;
     const info = { ...o, path: o.url.slice(BASE.length), method: 'POST', token: auth ? auth.replace(/^Bearer /, '') : undefined };
+    // As wx.uploadFile: the answer's body as text and no response headers.
     return this.call('upload', info, () => {
       const r = this.server.handle(info);
-      return { ...r, data: JSON.stringify(r.data) };
+      return { statusCode: r.statusCode, data: JSON.stringify(r.data), header: {} };
     });
   }
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { flush } from './fake-platform.mjs';
-import { REFRESH, assertAuthError, error, loggedIn, rejection } from './support.mjs';
+import { REFRESH, assertAuthError, error, json, loggedIn, rejection } from './support.mjs';
 
 test('bindPhone posts the button code and updates the user', async () => {
   const { fake, auth } = await loggedIn();
@@ -119,6 +119,16 @@ test('uploadFile carries the token and is retried once after a 401', async () =>
   ]);
 });
 
+test('uploadFile: without response headers, only wxlogin\'s invalid_token body renews; a business 401 is returned as is', async () => {
+  const { fake, auth } = await loggedIn();
+  fake.server.once('/api/upload', json(401, { error: 'quota_exceeded' }));
+  const answer = await auth.uploadFile({ url: '/api/upload', filePath: 'http://tmp/a.jpg', name: 'photo' });
+  assert.equal(answer.statusCode, 401);
+  assert.equal(JSON.parse(answer.data).error, 'quota_exceeded');
+  assert.equal(fake.count('upload'), 1);
+  assert.equal(fake.count('request', REFRESH), 0);
+});
+
 test('ensureSessionKey: a current session only costs one wx.checkSession', async () => {
   const { fake, auth } = await loggedIn();
   await Promise.all([auth.ensureSessionKey(), auth.ensureSessionKey()]);
@@ -177,14 +187,14 @@ test('events: login, refresh, logout and unsubscribe', async () => {
   assert.equal(fake.count('login'), 2);
 });
 
-test('a full URL is used as is; a path is resolved on baseURL without a double slash', async () => {
+test('a full URL is used as is (without the token on another origin); a path is resolved on baseURL without a double slash', async () => {
   const { fake, auth } = await loggedIn({ baseURL: 'https://login.test/' });
   await auth.request({ url: 'https://api.example.com/orders', method: 'POST', data: { n: 1 } });
   await auth.request({ url: '/api/y' });
   assert.deepEqual(
     fake.made('request').slice(-2).map((c) => [c.url, c.method, c.token]),
     [
-      ['https://api.example.com/orders', 'POST', 'A1'],
+      ['https://api.example.com/orders', 'POST', undefined],
       ['https://login.test/api/y', 'GET', 'A1'],
     ],
   );

@@ -296,3 +296,134 @@ test('ordinary requests, logins and refreshes never call wx.checkSession', async
   await auth.request({ url: '/api/x' });
   assert.equal(fake.count('checkSession'), 0);
 });
+
+test('a refresh answered with a 4xx other than invalid_grant drops the session and logs in again', async () => {
+  const answers = {
+    '413 payload_too_large (an oversized token)': error(413, 'payload_too_large'),
+    "400 from a proxy (not wxlogin's JSON)": json(400, '<html>Bad Request</html>'),
+    '403 from a proxy': json(403, 'Forbidden'),
+    '401 without an error body': json(401, ''),
+    '404': error(404, 'not_found'),
+  };
+  for (const [name, answer] of Object.entries(answers)) {
+    const { fake, auth } = await loggedIn();
+    const reasons = [];
+    auth.on('logout', (e) => reasons.push(e.reason));
+    fake.server.expireAccessTokens();
+    fake.server.once(REFRESH, answer);
+    const res = await auth.request({ url: '/api/x' });
+    assert.equal(res.statusCode, 200, name);
+    assert.equal(res.data.token, 'A2', name);
+    assert.equal(fake.count('request', REFRESH), 1, name);
+    assert.equal(fake.count('login'), 2, name);
+    assert.deepEqual(reasons, ['expired'], name);
+    assert.equal(JSON.parse(fake.storage.get('wxlogin.session')).refreshToken, 'R2', name);
+  }
+});
+
+test('a refresh answered 408, 429 or 5xx keeps the session and fails only this attempt', async () => {
+  for (const status of [408, 429, 500, 502, 503]) {
+    const { fake, auth } = await loggedIn();
+    const reasons = [];
+    auth.on('logout', (e) => reasons.push(e.reason));
+    fake.server.expireAccessTokens();
+    fake.server.once(REFRESH, error(status, status === 429 ? 'rate_limited' : 'unavailable'));
+    const e = await rejection(auth.request({ url: '/api/x' }));
+    assert.equal(e.status, status);
+    assert.equal(fake.count('login'), 1, `${status}`);
+    assert.deepEqual(reasons, [], `${status}`);
+    assert.equal(JSON.parse(fake.storage.get('wxlogin.session')).refreshToken, 'R1', `${status}`);
+    // The next call refreshes again with the same refresh token.
+    assert.equal((await auth.request({ url: '/api/x' })).data.token, 'A2', `${status}`);
+    assert.deepEqual(fake.made('request', REFRESH).map((c) => c.data.refresh_token), ['R1', 'R1'], `${status}`);
+    assert.equal(fake.count('login'), 1, `${status}`);
+  }
+});
+
+test('a business 401 without the Bearer invalid_token challenge is returned as is: no refresh, no retry', async () => {
+  const { fake, auth } = await loggedIn();
+  const answers = [
+    json(401, { error: 'not_a_member' }),
+    json(401, { error: 'invalid_token' }), // wxlogin's code in the body, but no challenge
+    json(401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="shop"' }),
+    json(401, {}, { 'WWW-Authenticate': 'Bearer realm="shop"' }),
+    json(401, {}, { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' }),
+    json(401, {}, { 'WWW-Authenticate': 'Bearer realm="error=\\"invalid_token\\""' }),
+    json(401, {}, { 'WWW-Authenticate': 'Basic error="invalid_token"' }),
+    json(401, {}, { 'WWW-Authenticate': 'Bearerx error="invalid_token"' }),
+  ];
+  for (const [i, answer] of answers.entries()) {
+    fake.server.once(`/api/business/${i}`, answer);
+    const res = await auth.request({ url: `/api/business/${i}` });
+    assert.equal(res.statusCode, 401, `answer ${i}`);
+    assert.deepEqual(res.data, answer.data, `answer ${i}`);
+    assert.equal(fake.count('request', `/api/business/${i}`), 1, `answer ${i}`);
+  }
+  assert.equal(fake.count('request', REFRESH), 0);
+  assert.equal(fake.count('login'), 1);
+  assert.equal((await auth.request({ url: '/api/x' })).data.token, 'A1');
+});
+
+test('a 401 with the Bearer invalid_token challenge renews, however the challenge is written', async () => {
+  const challenges = [
+    { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+    { 'www-authenticate': 'bearer error="invalid_token"' },
+    { 'Www-Authenticate': 'BEARER realm="api", error=invalid_token, error_description="The access token expired"' },
+    { 'www-authenticate': 'Basic realm="a, b", Bearer realm="api",error = "invalid_token"' },
+    { 'WWW-Authenticate': 'Bearer error="invalid\\_token"' },
+  ];
+  const { fake, auth } = await loggedIn();
+  for (const [i, header] of challenges.entries()) {
+    const path = `/api/renew/${i}`;
+    fake.server.expireAccessTokens();
+    fake.server.once(path, json(401, { error: 'invalid_token' }, header));
+    const res = await auth.request({ url: path });
+    assert.equal(res.statusCode, 200, `challenge ${i}`);
+    assert.equal(res.data.token, `A${i + 2}`, `challenge ${i}`);
+    assert.equal(fake.count('request', REFRESH), i + 1, `challenge ${i}`);
+  }
+});
+
+test('an early refresh that fails while the access token is still valid sends the request with the current token', async () => {
+  const { fake, auth, clock } = await loggedIn();
+  clock.advance(840_000); // 60 s before expiry: due for a refresh
+  fake.pause('request', REFRESH);
+  const requests = many(auth, 3);
+  (await fake.next('request', REFRESH)).resolve(error(503, 'unavailable'));
+  for (const a of await Promise.all(requests)) {
+    assert.equal(a.statusCode, 200);
+    assert.equal(a.data.token, 'A1');
+  }
+  assert.equal(fake.count('request', REFRESH), 1);
+  // A moment before expiry the next call tries again, and still uses A1 when there is no answer.
+  clock.advance(59_999);
+  const token = auth.getAccessToken();
+  (await fake.next('request', REFRESH)).fail('request:fail timeout');
+  assert.equal(await token, 'A1');
+  fake.resume('request', REFRESH);
+  assert.equal((await auth.request({ url: '/api/y' })).data.token, 'A2');
+  assert.equal(fake.count('request', REFRESH), 3);
+});
+
+test('once the access token has expired, a failed refresh fails the call', async () => {
+  const { fake, auth, clock } = await loggedIn();
+  clock.advance(900_000);
+  fake.server.once(REFRESH, error(503, 'unavailable'));
+  assertAuthError(await rejection(auth.request({ url: '/api/x' })), 'unavailable');
+  assert.equal(fake.count('request', '/api/x'), 0);
+});
+
+test('a failed refresh after a 401 does not fall back to the refused token', async () => {
+  const { fake, auth } = await loggedIn();
+  fake.server.expireAccessTokens();
+  fake.pause('request', REFRESH);
+  const first = rejection(auth.request({ url: '/api/first' }));
+  const refresh = await fake.next('request', REFRESH);
+  const second = rejection(auth.request({ url: '/api/second' }));
+  await flush();
+  refresh.resolve(error(503, 'unavailable'));
+  assertAuthError(await first, 'unavailable');
+  assertAuthError(await second, 'unavailable');
+  assert.equal(fake.count('request', '/api/second'), 0);
+  assert.equal(fake.count('request', REFRESH), 1);
+});

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import { AuthError, createAuthClient } from '../../dist/index.mjs';
-import { BASE, FakePlatform, fakeClock } from './fake-platform.mjs';
+import { BASE, FakePlatform, error, fakeClock } from './fake-platform.mjs';
 
 export const LOGIN = '/v1/auth/wechat/login';
 export const REGISTER = '/v1/auth/wechat/register';
 export const REFRESH = '/v1/auth/refresh';
 export const LOGOUT = '/v1/auth/logout';
 
-export const json = (statusCode, data) => ({ statusCode, data, header: {} });
-export const error = (statusCode, code, extra = {}) =>
-  json(statusCode, { error: code, message: code, request_id: 'req-test', ...extra });
+export const json = (statusCode, data, header = {}) => ({ statusCode, data, header });
+export { error };
 
 /** A client on a fake platform and a hand-moved clock. */
 export function setup(options = {}, platform = new FakePlatform()) {
