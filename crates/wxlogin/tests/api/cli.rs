@@ -360,7 +360,9 @@ async fn dev_takes_a_config_file_and_the_environment_over_its_generated_settings
         .await
         .unwrap();
     assert_eq!(login["expires_in"], 60, "from the environment: {login}");
-    assert_eq!(login["refresh_expires_in"], 3600, "from the file: {login}");
+    // A real clock: the second may turn between issuing and answering.
+    let refresh = login["refresh_expires_in"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&refresh), "from the file: {login}");
     let status = stop_with_sigterm(child).await;
     assert!(status.success(), "{status}");
 }
