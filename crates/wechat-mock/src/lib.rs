@@ -56,5 +56,5 @@ pub use error::MockError;
 pub use faults::{Api, Fault, FaultTarget};
 pub use ids::{openid_for, unionid_for};
 pub use mock::{Encrypted, Mock};
-pub use server::{MockHandle, serve, spawn, spawn_on};
+pub use server::{MockHandle, router, serve, spawn, spawn_on};
 pub use state::LoginCode;

@@ -66,18 +66,6 @@ impl Mock {
         }
     }
 
-    /// The WeChat endpoints plus the `/__mock/` control API.
-    ///
-    /// The `close` fault needs the connection handling of [`crate::serve`] (or [`crate::spawn`]);
-    /// served any other way, a call hit by it is answered with a bare 500 instead.
-    pub fn router(&self) -> axum::Router {
-        crate::wechat_api::routes()
-            .merge(crate::control::routes())
-            .fallback(crate::wechat_api::unknown_path)
-            .layer(axum::middleware::from_fn(crate::server::log_request))
-            .with_state(self.clone())
-    }
-
     pub fn clock(&self) -> SharedClock {
         self.inner.clock.clone()
     }

@@ -97,7 +97,7 @@ pub async fn serve(
     mock: Mock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = mock.router();
+    let router = router(mock);
     let mut connections = JoinSet::new();
     let (stop_connections, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -179,7 +179,7 @@ async fn serve_connection(
 
 /// One debug line per request: method, path, status and errcode. The query string and bodies are
 /// left out, as they carry secrets, tokens and session keys.
-pub(crate) async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(200).collect();
     let response = next.run(request).await;
@@ -195,4 +195,16 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
         "wechat-mock request"
     );
     response
+}
+
+/// The WeChat endpoints plus the `/__mock/` control API, for `mock`.
+///
+/// The `close` fault needs the connection handling of [`serve`] (or [`spawn`]); served any other
+/// way, a call hit by it is answered with a bare 500 instead.
+pub fn router(mock: Mock) -> axum::Router {
+    crate::wechat_api::routes()
+        .merge(crate::control::routes())
+        .fallback(crate::wechat_api::unknown_path)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(mock)
 }

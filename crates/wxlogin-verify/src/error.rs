@@ -5,6 +5,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// The request id header: its value (from a proxy or a request-id layer) names the error answers.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// Why a request or token was refused. Everything but [`VerifyError::Unavailable`] is the client's
 /// fault and answers 401 `invalid_token`; `Unavailable` answers 503 `unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +100,7 @@ impl IntoResponse for Rejection {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if let Ok(value) = HeaderValue::from_str(&self.request_id) {
-            headers.insert(crate::extract::REQUEST_ID_HEADER, value);
+            headers.insert(REQUEST_ID_HEADER, value);
         }
         response
     }

@@ -6,11 +6,8 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::error::{Rejection, VerifyError};
+use crate::error::{REQUEST_ID_HEADER, Rejection, VerifyError};
 use crate::verifier::{Claims, Verifier};
-
-/// The request id header: its value (from a proxy or a request-id layer) names the error answers.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The user of a request with a valid wxlogin access token (`Authorization: Bearer ...`).
 ///

@@ -30,5 +30,6 @@ mod verifier;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, Rejection, VerifyError};
-pub use extract::{OptionalWxUser, REQUEST_ID_HEADER, WxUser, bearer_token};
+pub use error::REQUEST_ID_HEADER;
+pub use extract::{OptionalWxUser, WxUser, bearer_token};
 pub use verifier::{BuildError, Claims, Verifier, VerifierConfig, install_crypto_provider};
