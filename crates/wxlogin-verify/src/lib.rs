@@ -29,7 +29,7 @@ mod extract;
 mod verifier;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use error::{ErrorBody, Rejection, VerifyError};
 pub use error::REQUEST_ID_HEADER;
+pub use error::{ErrorBody, Rejection, VerifyError};
 pub use extract::{OptionalWxUser, WxUser, bearer_token};
 pub use verifier::{BuildError, Claims, Verifier, VerifierConfig, install_crypto_provider};

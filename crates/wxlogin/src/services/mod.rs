@@ -2,7 +2,7 @@
 //! speak in domain types and [`ApiError`](crate::error::ApiError), never in HTTP.
 //!
 //! - `login`: log in with a `wx.login` code, finish a refused registration with a phone code;
-//! - `exchange`: a code reaches WeChat once (shared claims + in-process single flight);
+//! - `exchange`: a code reaches WeChat once (through the shared claims and their single flight);
 //! - `accounts` and `unionid`: the user behind a proven WeChat identity, registration policies,
 //!   linking;
 //! - `sessions`: token pairs, refresh rotation and reuse detection, logout, `authenticate`;
@@ -21,5 +21,3 @@ pub(crate) mod sessions;
 mod unionid;
 pub(crate) mod users;
 pub(crate) mod wechat_tokens;
-
-pub(crate) use exchange::CodeExchanges;

@@ -12,7 +12,10 @@
 //! implementation ([`memory`]) serves a single instance. Only the composition root (`app.rs`) names
 //! an implementation; everything else holds a [`SharedState`].
 
+mod flight;
 pub mod memory;
+
+pub(crate) use flight::CodeExchanges;
 
 use std::sync::Arc;
 use std::time::Duration;
