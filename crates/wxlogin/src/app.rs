@@ -27,8 +27,6 @@ pub enum StartError {
     Wechat(#[from] crate::wechat::WechatError),
     #[error("signing keys: {0}")]
     Keys(String),
-    #[error("shared state: {0}")]
-    Shared(#[from] crate::shared::SharedError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
