@@ -41,6 +41,24 @@ if [ ! -x "${examples}/python/.venv/bin/python" ]; then
   fi
 fi
 
+# The OpenAPI document is checked by third-party tools inside `cargo test` (tests/api/openapi.rs):
+# openapi-spec-validator (PyPI) and openapi-typescript with tsc (npm). Install them when missing;
+# without them that test says what it skipped (and fails in CI).
+openapi_tools=crates/wxlogin/tests/openapi
+if [ ! -d "${openapi_tools}/node_modules" ] && command -v npm >/dev/null 2>&1; then
+  (cd "${openapi_tools}" && npm ci --no-audit --no-fund)
+fi
+if [ ! -x "${openapi_tools}/.venv/bin/openapi-spec-validator" ]; then
+  if command -v python3 >/dev/null 2>&1 && python3 -m venv "${openapi_tools}/.venv"; then
+    "${openapi_tools}/.venv/bin/pip" install -q -r "${openapi_tools}/requirements.txt" || {
+      rm -rf "${openapi_tools}/.venv"
+      echo "OpenAPI validator: its packages did not install; the test will say it skipped it"
+    }
+  else
+    echo "OpenAPI validator: skipped (python3 with venv not found)"
+  fi
+fi
+
 cargo test --workspace --locked "$@"
 
 client=clients/miniprogram

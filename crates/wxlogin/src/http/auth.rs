@@ -1,11 +1,10 @@
 //! `/v1/auth/*`: log in with WeChat, refresh, log out.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{AppJson, AuthUser, optional_json};
+use super::extract::{AppBytes, AppJson, AuthUser, optional_json};
 use super::me::PhoneView;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorBody};
@@ -196,7 +195,7 @@ pub async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> Result<StatusCode, ApiError> {
     let request: LogoutRequest = optional_json(&headers, &body)?;
     crate::services::sessions::logout(&state, &user.user_id, &user.session_id, request.all_devices)

@@ -43,6 +43,26 @@ fn json_rejection(status: StatusCode, text: &str) -> ApiError {
     }
 }
 
+/// A raw body for handlers that parse it themselves, with an oversized body → 413 in the API's
+/// error envelope (axum's own rejection is plain text).
+pub struct AppBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for AppBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) => Err(match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "the body is too large")
+                }
+                _ => ApiError::invalid_request("the body could not be read"),
+            }),
+        }
+    }
+}
+
 /// Parses an optional JSON body (empty = `T::default()`).
 pub fn optional_json<T: DeserializeOwned + Default>(
     headers: &HeaderMap,

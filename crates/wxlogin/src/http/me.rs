@@ -87,7 +87,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 /// Update the signed-in user's profile (the nickname). `PUT` does the same, for `wx.request`, which
 /// cannot send `PATCH`.
-#[utoipa::path(method(patch, put), path = "/v1/me", tag = "me",
+#[utoipa::path(patch, path = "/v1/me", tag = "me",
     security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses(
@@ -96,6 +96,31 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
         (status = 401, description = "`invalid_token`", body = ErrorBody),
     ))]
 pub async fn update_me(
+    state: State<AppState>,
+    user: AuthUser,
+    request: AppJson<UpdateMeRequest>,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    update_profile(state, user, request).await
+}
+
+/// `PATCH /v1/me` for `wx.request`, which cannot send `PATCH`.
+#[utoipa::path(put, path = "/v1/me", tag = "me",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The updated profile", body = MeResponse),
+        (status = 400, description = "`invalid_request` (names the field)", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn update_me_put(
+    state: State<AppState>,
+    user: AuthUser,
+    request: AppJson<UpdateMeRequest>,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    update_profile(state, user, request).await
+}
+
+async fn update_profile(
     State(state): State<AppState>,
     user: AuthUser,
     AppJson(request): AppJson<UpdateMeRequest>,
@@ -132,7 +157,7 @@ fn multipart_error(e: &MultipartError, max: usize) -> ApiError {
 }
 
 /// Upload the signed-in user's avatar. `POST` does the same, for `wx.uploadFile`, which only posts.
-#[utoipa::path(method(put, post), path = "/v1/me/avatar", tag = "me",
+#[utoipa::path(put, path = "/v1/me/avatar", tag = "me",
     security(("bearer" = [])),
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
@@ -143,6 +168,33 @@ fn multipart_error(e: &MultipartError, max: usize) -> ApiError {
         (status = 415, description = "`unsupported_media_type`: not multipart/form-data, or the file is not PNG, JPEG or WebP", body = ErrorBody),
     ))]
 pub async fn put_avatar(
+    state: State<AppState>,
+    user: AuthUser,
+    request: Request,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    upload_avatar(state, user, request).await
+}
+
+/// `PUT /v1/me/avatar` for `wx.uploadFile`, which only posts.
+#[utoipa::path(post, path = "/v1/me/avatar", tag = "me",
+    security(("bearer" = [])),
+    request_body(content = AvatarUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The updated profile, with `avatar_url`", body = MeResponse),
+        (status = 400, description = "`invalid_request`: malformed multipart body or no `file` field", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not multipart/form-data, or the file is not PNG, JPEG or WebP", body = ErrorBody),
+    ))]
+pub async fn post_avatar(
+    state: State<AppState>,
+    user: AuthUser,
+    request: Request,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    upload_avatar(state, user, request).await
+}
+
+async fn upload_avatar(
     State(state): State<AppState>,
     user: AuthUser,
     request: Request,

@@ -10,6 +10,7 @@ mod identity_headers;
 mod internal;
 mod me;
 mod middleware;
+mod openapi_doc;
 mod ops;
 mod wechat;
 mod wellknown;
@@ -39,6 +40,7 @@ use crate::state::AppState;
         (name = "operations", description = "Health and readiness"),
         (name = "internal", description = "For backend services: WeChat access tokens, users"),
         (name = "wechat", description = "WeChat session utilities: open data, signatures, the session_key"),
+        (name = openapi_doc::TAG, description = "This document, and a page that renders it"),
     )
 )]
 struct ApiDoc;
@@ -70,16 +72,24 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::register))
-        .routes(routes!(forward::verify))
+        .routes(routes!(
+            forward::verify,
+            forward::verify_head,
+            forward::verify_post,
+            forward::verify_put,
+            forward::verify_patch,
+            forward::verify_delete,
+            forward::verify_options
+        ))
         .routes(routes!(me::get_me))
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::openid_configuration))
         .routes(routes!(wellknown::introspect))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(me::update_me))
+        .routes(routes!(me::update_me, me::update_me_put))
         .routes(routes!(me::bind_phone))
-        .routes(without_body_limit(routes!(me::put_avatar)))
+        .routes(without_body_limit(routes!(me::put_avatar, me::post_avatar)))
         .routes(routes!(avatars::get_avatar))
         .routes(routes!(wechat::decrypt))
         .routes(routes!(wechat::verify_signature))
@@ -103,6 +113,7 @@ fn without_body_limit(
 /// The OpenAPI 3.1 document of the API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().into_openapi();
+    openapi_doc::complete(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

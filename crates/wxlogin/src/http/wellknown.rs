@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::extract::ServiceClient;
+use super::extract::{AppBytes, ServiceClient};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::services::sessions::authenticate;
 use crate::state::AppState;
@@ -121,18 +121,22 @@ fn parse_introspect(headers: &HeaderMap, body: &Bytes) -> Result<IntrospectReque
 /// Token introspection for backend services (HTTP Basic with a `[[services]]` credential).
 /// Reflects logout and bans at once.
 #[utoipa::path(post, path = "/v1/introspect", tag = "discovery",
-    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(description = "`token`, as a form (RFC 7662) or as JSON", content(
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+        (IntrospectRequest = "application/json"),
+    )),
     security(("service" = [])),
     responses(
         (status = 200, description = "Whether the token is active", body = IntrospectResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither a form nor JSON", body = ErrorBody),
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
     client: ServiceClient,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> Result<axum::Json<IntrospectResponse>, ApiError> {
     let request = parse_introspect(&headers, &body)?;
     let active = match authenticate(&state, request.token.trim()).await {

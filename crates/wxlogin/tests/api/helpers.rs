@@ -147,6 +147,19 @@ pub async fn sqlite_store() -> SqliteTestStore {
     }
 }
 
+/// Whether the suite runs in CI (`CI=true`), where every external tool and service must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// For a test that needs a missing external tool or service: outside CI, says `skipped: <what>
+/// (<why>)` and the caller returns; in CI it fails the test instead. Written to the real stderr,
+/// because the test harness swallows `eprintln!` of a passing test.
+pub fn skip_outside_ci(what: &str, why: &str) {
+    assert!(!in_ci(), "CI=true but {what} cannot run: {why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {what} ({why})");
+}
+
 /// A migrated PostgreSQL store in a schema of its own, so that tests run in parallel on one database.
 pub struct PostgresTestStore {
     store: Arc<PostgresStore>,
@@ -161,15 +174,11 @@ const POSTGRES_URL_VAR: &str = "WXLOGIN_TEST_POSTGRES_URL";
 /// A configured but unreachable server always fails.
 pub async fn postgres_store() -> Option<PostgresTestStore> {
     let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!in_ci, "CI=true but {POSTGRES_URL_VAR} is not set");
+        assert!(!in_ci(), "CI=true but {POSTGRES_URL_VAR} is not set");
+        // Said once for the whole binary, not once per store test.
         static NOTICE: std::sync::Once = std::sync::Once::new();
-        // Written to the real stderr: the test harness would swallow `eprintln!` of a passing test.
         NOTICE.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: PostgreSQL store tests (set {POSTGRES_URL_VAR})"
-            );
+            skip_outside_ci("PostgreSQL store tests", &format!("set {POSTGRES_URL_VAR}"));
         });
         return None;
     };

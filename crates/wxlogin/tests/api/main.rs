@@ -11,6 +11,7 @@ mod login;
 mod nginx;
 mod open_data;
 mod open_data_api;
+mod openapi;
 mod phone;
 mod profile;
 mod registration;
