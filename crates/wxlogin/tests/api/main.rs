@@ -7,6 +7,7 @@ mod cli;
 mod discovery;
 mod forward;
 mod internal;
+mod linking;
 mod login;
 mod nginx;
 mod open_data;
