@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod discovery;
+mod flood;
 mod forward;
 mod internal;
 mod linking;
