@@ -12,6 +12,9 @@ use super::unionid::{check_backfill, user_of_unionid};
 
 /// How long a `login_ticket` lets a refused new user finish registration (API.md: 5 minutes).
 pub(crate) const LOGIN_TICKET_TTL_MS: i64 = 5 * 60 * 1000;
+/// How many registrations one `login_ticket` allows: each costs a WeChat call, and a failed one puts
+/// the ticket back, so without a bound a ticket would be a free pass to WeChat for 5 minutes.
+pub(crate) const LOGIN_TICKET_ATTEMPTS: u32 = 5;
 
 /// A WeChat identity a code exchange has just proved, with its session_key already sealed.
 #[derive(Clone)]
@@ -73,6 +76,7 @@ async fn issue_ticket(state: &AppState, proven: &Proven) -> Result<LoginTicketTe
             sealed_session_key: proven.sealed_session_key.clone(),
             created_at: now,
             expires_at: now + LOGIN_TICKET_TTL_MS,
+            attempts: 0,
         })
         .await?;
     Ok(LoginTicketText(text))
@@ -82,12 +86,15 @@ async fn issue_ticket(state: &AppState, proven: &Proven) -> Result<LoginTicketTe
 ///
 /// - a known identity is that identity's user (its unionid back-filled, its session_key stored);
 /// - a new identity whose unionid another app's identity has joins that user;
-/// - otherwise, with a phone number: `closed` joins the user who has the number (an operator's
-///   import), other policies refuse a number in use (`phone_in_use`) and create the user with it;
+/// - otherwise, with a phone number: `closed` joins the user who has the number if that user has
+///   no WeChat identity yet (an operator's import); a number whose user signed in through WeChat
+///   before is refused (`phone_in_use`) under every policy, since mainland numbers are recycled and
+///   the caller may be the number's next holder; other policies create the user with a new number;
 /// - otherwise `auto` creates the user, `phone_required` and `closed` refuse with a ticket.
 ///
 /// A link that would join two users is refused (`identity_conflict`), never merged. Concurrent
-/// first logins of one identity race on its primary key; the loser starts over and finds it.
+/// first logins of one identity race on its primary key, and of one person in two apps on the
+/// unionid's owner (both written with the identity); the loser starts over and finds the winner.
 pub(crate) async fn admit(
     state: &AppState,
     policy: Registration,
@@ -102,7 +109,7 @@ pub(crate) async fn admit(
             .await?
         {
             check_backfill(state, &identity, proven.unionid.as_ref()).await?;
-            state
+            match state
                 .store
                 .record_identity_login(
                     &proven.appid,
@@ -111,7 +118,13 @@ pub(crate) async fn admit(
                     &proven.sealed_session_key,
                     now,
                 )
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // Another user took the unionid since the check: the next look refuses it.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
             return existing_user(state, &identity.user_id, phone).await;
         }
 
@@ -123,13 +136,15 @@ pub(crate) async fn admit(
             (Some(user), _) => Some(user),
             (None, Some(phone)) => match state.store.find_user_by_phone(phone).await? {
                 Some(owner) if policy == Registration::Closed => {
-                    if state
+                    if !state
                         .store
-                        .find_identity_by_user(&owner.id, &proven.appid)
+                        .list_identities_of_user(&owner.id)
                         .await?
-                        .is_some()
+                        .is_empty()
                     {
-                        // The number's owner already uses this app with another WeChat account.
+                        // Not an operator's import: the number's user signed in through WeChat
+                        // (in any app). A recycled number must not hand that account over.
+                        tracing::info!(owner = %owner.id, appid = %proven.appid, "phone number of a WeChat user refused for linking");
                         return Err(ApiError::phone_in_use());
                     }
                     Some(owner.id)

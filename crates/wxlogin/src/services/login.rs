@@ -6,10 +6,10 @@ use futures::FutureExt as _;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{LoginTicket, User};
 use crate::tokens::hash_login_ticket;
 
-use super::accounts::{Proven, admit};
+use super::accounts::{LOGIN_TICKET_ATTEMPTS, Proven, admit};
 use super::exchange::exchange_key;
 use super::sessions::{SignedIn, start_session};
 
@@ -63,7 +63,8 @@ async fn finish_login(state: &AppState, appid: &AppId, user: &User, is_new: bool
 /// `POST /v1/auth/wechat/register`: finishes a login that `phone_required` (or `closed`) refused,
 /// with the ticket it gave and a getPhoneNumber code. The ticket is single use; if the phone step
 /// fails in a way the user can fix (another phone code, WeChat busy, a number already in use), it
-/// is put back so the user can try again until it expires.
+/// is put back so the user can try again until it expires, at most `LOGIN_TICKET_ATTEMPTS` times
+/// in all.
 pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) -> Outcome {
     let hash = hash_login_ticket(ticket).ok_or_else(ApiError::invalid_ticket)?;
     let taken = state
@@ -82,14 +83,19 @@ pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) ->
     match admitted {
         Ok((user, is_new)) => finish_login(state, &proven.appid, &user, is_new).await,
         Err(e) => {
-            if matches!(
+            let attempts = taken.attempts.saturating_add(1);
+            let retryable = matches!(
                 e.code,
                 ErrorCode::InvalidCode
                     | ErrorCode::PhoneInUse
                     | ErrorCode::WechatUnavailable
                     | ErrorCode::RateLimited
-            ) {
-                state.store.insert_login_ticket(&taken).await?;
+            );
+            if retryable && attempts < LOGIN_TICKET_ATTEMPTS {
+                let tried = LoginTicket { attempts, ..taken };
+                state.store.insert_login_ticket(&tried).await?;
+            } else if retryable {
+                tracing::info!(appid = %proven.appid, attempts, "a login ticket used up its attempts");
             }
             Err(e)
         }

@@ -115,3 +115,63 @@ impl CodeExchanges {
         shared.await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::FutureExt as _;
+
+    use super::CodeExchanges;
+    use crate::clock::ManualClock;
+    use crate::error::{ApiError, ErrorCode};
+    use crate::shared::memory::MemoryState;
+
+    fn exchanges() -> CodeExchanges {
+        let clock = ManualClock::starting_now();
+        CodeExchanges::new(Arc::new(MemoryState::new(clock.shared())))
+    }
+
+    /// A hang is what this guards against, so each answer gets a real-time bound; a prompt answer
+    /// takes microseconds.
+    async fn answer<T>(outcome: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        tokio::time::timeout(Duration::from_secs(5), outcome)
+            .await
+            .unwrap_or_else(|_| panic!("the exchange hung"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_exchange_leaves_no_code_in_flight() {
+        let exchanges = exchanges();
+        let key = [3; 32];
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let first = exchanges.run::<u32>(
+            key,
+            async move {
+                let _ = wait.await;
+                panic!("the work of a code exchange panicked");
+            }
+            .boxed(),
+        );
+        // A duplicate joins the running exchange before it panics.
+        let joined = exchanges.run::<u32>(key, async { Ok(1) }.boxed());
+        let (first, joined, ()) = futures::join!(answer(first), answer(joined), async {
+            tokio::task::yield_now().await;
+            go.send(()).unwrap();
+        });
+        assert_eq!(first.unwrap_err().code, ErrorCode::Internal);
+        assert_eq!(joined.unwrap_err().code, ErrorCode::Internal);
+
+        // The code was claimed, so a retry is told it is spent, at once; its work never runs.
+        let retry = exchanges.run::<u32>(key, async { Ok(2) }.boxed());
+        assert_eq!(
+            answer(retry).await.unwrap_err().code,
+            ErrorCode::InvalidCode
+        );
+        // Other codes are unaffected.
+        let other = exchanges.run::<u32>([4; 32], async { Ok(3) }.boxed());
+        assert_eq!(answer(other).await.unwrap(), 3);
+    }
+}

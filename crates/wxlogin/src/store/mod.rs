@@ -102,6 +102,8 @@ pub struct LoginTicket {
     pub sealed_session_key: Vec<u8>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Registrations already tried with this ticket (each failed one puts it back with one more).
+    pub attempts: u32,
 }
 
 /// Storage failures. The text never carries SQL or values; the cause is logged where it happens.
@@ -130,14 +132,16 @@ pub trait Store: Send + Sync + 'static {
         openid: &OpenId,
     ) -> Result<Option<Identity>, StoreError>;
     /// Creates the user and its first identity in one transaction. `Conflict` (and nothing
-    /// written) when the (appid, openid) already exists, e.g. a concurrent first login won.
+    /// written) when the (appid, openid) already exists, e.g. a concurrent first login won, or when
+    /// the identity's unionid belongs to another user (one unionid, one user).
     async fn create_user_with_identity(
         &self,
         user: &User,
         identity: &Identity,
     ) -> Result<(), StoreError>;
     /// Records a login on an existing identity: the new sealed session_key, the unionid when WeChat
-    /// gave one, and `updated_at`.
+    /// gave one, and `updated_at`. `Conflict`, with nothing written, when that unionid is new to the
+    /// identity and belongs to another user.
     async fn record_identity_login(
         &self,
         appid: &AppId,
@@ -223,9 +227,11 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a user without a WeChat identity (an operator's import). `Conflict` when the id or
     /// the phone number exists.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
-    /// Adds a WeChat identity to an existing user. `Conflict` when the (appid, openid) exists.
+    /// Adds a WeChat identity to an existing user. `Conflict`, with nothing written, when the
+    /// (appid, openid) exists or the identity's unionid belongs to another user.
     async fn link_identity(&self, identity: &Identity) -> Result<(), StoreError>;
-    /// The distinct users with an identity of this unionid (more than one is a conflict to refuse).
+    /// The distinct users that own this unionid or have an identity of it. More than one (data from
+    /// before unionids had a single owner) is a conflict to refuse.
     async fn find_users_by_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError>;
 
     async fn insert_login_ticket(&self, ticket: &LoginTicket) -> Result<(), StoreError>;

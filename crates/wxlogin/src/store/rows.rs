@@ -197,6 +197,7 @@ pub(super) struct LoginTicketRow {
     sealed_session_key: Vec<u8>,
     created_at: i64,
     expires_at: i64,
+    attempts: i64,
 }
 
 impl TryFrom<LoginTicketRow> for LoginTicket {
@@ -215,6 +216,8 @@ impl TryFrom<LoginTicketRow> for LoginTicket {
             sealed_session_key: row.sealed_session_key,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            attempts: u32::try_from(row.attempts)
+                .map_err(|_| StoreError::Corrupt("login ticket attempts"))?,
         })
     }
 }

@@ -117,6 +117,9 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        if let Some(unionid) = &identity.unionid {
+            own_unionid(&mut tx, unionid, &identity.user_id, identity.created_at).await?;
+        }
         tx.commit().await.map_err(db_error)
     }
 
@@ -129,7 +132,7 @@ where
         now: i64,
     ) -> Result<(), StoreError> {
         // WeChat sends the unionid only in some cases: a login without one must not forget it.
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE wechat_identities \
              SET sealed_session_key = $3, unionid = COALESCE($4, unionid), updated_at = $5 \
              WHERE appid = $1 AND openid = $2",
@@ -138,11 +141,31 @@ where
         .bind(openid.as_str())
         .bind(sealed_session_key)
         .bind(unionid.map(UnionId::as_str))
-        .bind(now)
-        .execute(self.pool())
+        .bind(now);
+        let Some(unionid) = unionid else {
+            update.execute(self.pool()).await.map_err(db_error)?;
+            return Ok(());
+        };
+        // A unionid the identity did not have yet (a back-fill) must become its user's, in the
+        // same transaction, or be refused.
+        let mut tx = begin_write(self).await?;
+        let known: Option<(String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT user_id, unionid FROM wechat_identities WHERE appid = $1 AND openid = $2{}",
+            B::LOCK_READ_ROW
+        ))
+        .bind(appid.as_str())
+        .bind(openid.as_str())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(())
+        if let Some((user, known_unionid)) = known
+            && known_unionid.as_deref() != Some(unionid.as_str())
+        {
+            let user = UserId::parse(user).map_err(|_| StoreError::Corrupt("user id"))?;
+            own_unionid(&mut tx, unionid, &user, now).await?;
+        }
+        update.execute(&mut *tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
@@ -454,16 +477,23 @@ where
     }
 
     async fn link_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+        let mut tx = begin_write(self).await?;
         insert_identity(identity)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(())
+        if let Some(unionid) = &identity.unionid {
+            own_unionid(&mut tx, unionid, &identity.user_id, identity.created_at).await?;
+        }
+        tx.commit().await.map_err(db_error)
     }
 
     async fn find_users_by_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError> {
+        // The owner, and any other user with an identity of it (only data from before owners).
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT user_id FROM wechat_identities WHERE unionid = $1 ORDER BY user_id",
+            "SELECT user_id FROM unionid_owners WHERE unionid = $1 \
+             UNION SELECT user_id FROM wechat_identities WHERE unionid = $1 \
+             ORDER BY user_id",
         )
         .bind(unionid.as_str())
         .fetch_all(self.pool())
@@ -477,8 +507,8 @@ where
     async fn insert_login_ticket(&self, ticket: &LoginTicket) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO login_tickets \
-             (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(ticket.hash.as_slice())
         .bind(ticket.appid.as_str())
@@ -487,6 +517,7 @@ where
         .bind(ticket.sealed_session_key.as_slice())
         .bind(ticket.created_at)
         .bind(ticket.expires_at)
+        .bind(i64::from(ticket.attempts))
         .execute(self.pool())
         .await
         .map_err(db_error)?;
@@ -506,7 +537,8 @@ where
             .map_err(db_error)?;
         let row = sqlx::query_as::<_, LoginTicketRow>(
             "DELETE FROM login_tickets WHERE hash = $1 \
-             RETURNING hash, appid, openid, unionid, sealed_session_key, created_at, expires_at",
+             RETURNING hash, appid, openid, unionid, sealed_session_key, created_at, expires_at, \
+             attempts",
         )
         .bind(hash)
         .fetch_optional(&mut *tx)
@@ -514,6 +546,48 @@ where
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         row.map(LoginTicket::try_from).transpose()
+    }
+}
+
+/// Makes `user` the owner of `unionid`, in the caller's transaction so that the owner and the
+/// identity bringing the unionid commit together; `Conflict` when another user owns it. Of two
+/// concurrent owners the second's INSERT waits for the first (PostgreSQL's unique index, SQLite's
+/// one write lock), then does nothing, and the SELECT reads the first.
+async fn own_unionid<DB>(
+    tx: &mut Transaction<'static, DB>,
+    unionid: &UnionId,
+    user: &UserId,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO unionid_owners (unionid, user_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (unionid) DO NOTHING",
+    )
+    .bind(unionid.as_str())
+    .bind(user.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let (owner,): (String,) =
+        sqlx::query_as("SELECT user_id FROM unionid_owners WHERE unionid = $1")
+            .bind(unionid.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    if owner == user.as_str() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict)
     }
 }
 

@@ -5,8 +5,10 @@ mod helpers;
 
 mod cli;
 mod discovery;
+mod flood;
 mod forward;
 mod internal;
+mod linking;
 mod login;
 mod nginx;
 mod open_data;

@@ -18,6 +18,9 @@ use profile::*;
 mod phones;
 use phones::*;
 
+mod unionids;
+use unionids::*;
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -69,6 +72,10 @@ on_both_backends!(
     identities_are_linked_and_found_by_unionid,
     login_tickets_are_taken_once_before_they_expire,
     concurrent_takers_get_a_ticket_once,
+    login_tickets_keep_their_attempts,
+    a_unionid_belongs_to_one_user,
+    concurrent_first_identities_of_one_unionid_make_one_user,
+    a_backfilled_unionid_is_owned_by_its_user,
 );
 
 const T0: i64 = 1_700_000_000_000;

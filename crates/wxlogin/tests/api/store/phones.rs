@@ -122,6 +122,7 @@ fn ticket(expires_at: i64) -> LoginTicket {
         sealed_session_key: vec![9, 8, 7],
         created_at: T0,
         expires_at,
+        attempts: 0,
     }
 }
 
@@ -165,4 +166,12 @@ pub(super) async fn concurrent_takers_get_a_ticket_once(store: Arc<dyn Store>) {
     });
     let results = futures::future::join_all(takers).await;
     assert_eq!(results.iter().filter(|r| r.is_some()).count(), 1);
+}
+
+pub(super) async fn login_tickets_keep_their_attempts(store: Arc<dyn Store>) {
+    let mut tried = ticket(T0 + 300_000);
+    tried.attempts = 4;
+    store.insert_login_ticket(&tried).await.unwrap();
+    let taken = store.take_login_ticket(&tried.hash, T0 + 1).await.unwrap();
+    assert_eq!(taken.unwrap().attempts, 4);
 }
