@@ -3,9 +3,12 @@
 
 mod helpers;
 
+mod authorization;
+mod caddy;
 mod cli;
 mod discovery;
 mod forward;
+mod gateway;
 mod internal;
 mod login;
 mod nginx;
