@@ -77,4 +77,28 @@ mod tests {
             assert!(bad.parse::<TrustedProxy>().is_err(), "{bad}");
         }
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // Jail's closures return figment::Error
+    fn the_list_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "WXLOGIN_SERVER__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"fd00::/8\"]",
+            );
+            let s = crate::config::Settings::load(None).unwrap();
+            let nets: Vec<String> = s
+                .server
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(nets, ["10.0.0.0/8", "fd00::/8"]);
+            jail.set_env("WXLOGIN_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/40\"]");
+            let err = crate::config::Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("server.trusted_proxies"), "{err}");
+            assert!(err.contains("WXLOGIN_SERVER__TRUSTED_PROXIES"), "{err}");
+            Ok(())
+        });
+    }
 }

@@ -246,3 +246,13 @@ async fn caddy_forward_auth_recipe_forwards_identity_and_refuses_without_reachin
         "no refused request reached the upstream"
     );
 }
+
+#[test]
+fn the_integration_docs_show_the_caddyfile_verbatim() {
+    let doc = include_str!("../../../../docs/integrations.md");
+    let file = include_str!("../../../../docs/caddy-forward-auth.Caddyfile");
+    assert!(
+        doc.contains(&format!("```caddyfile\n{file}```\n")),
+        "docs/integrations.md must show docs/caddy-forward-auth.Caddyfile as it is"
+    );
+}
