@@ -174,7 +174,9 @@ impl Application {
         let _stop_refresher = AbortOnDrop(refresher);
         let router = crate::http::router(self.state, self.gateway);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        // With the peer address, which `http::ClientIp` starts from.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });

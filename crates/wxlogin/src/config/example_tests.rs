@@ -64,7 +64,9 @@ fn printed_keys(printed: &str) -> BTreeMap<String, toml::Value> {
             };
             match value {
                 toml::Value::Table(inner) => walk(&path, inner, out),
-                toml::Value::Array(items) if items.iter().all(toml::Value::is_table) => {
+                toml::Value::Array(items)
+                    if !items.is_empty() && items.iter().all(toml::Value::is_table) =>
+                {
                     for item in items.iter().filter_map(toml::Value::as_table) {
                         walk(&path, item, out);
                     }

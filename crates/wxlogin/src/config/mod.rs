@@ -7,6 +7,7 @@
 mod error;
 mod load;
 mod redact;
+mod trusted_proxies;
 mod validate;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use trusted_proxies::TrustedProxy;
 
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, ServiceSecret};
@@ -179,6 +181,9 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Largest accepted avatar upload (the image itself), in bytes.
     pub avatar_max_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none by default: the TCP peer is the
+    /// client).
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for ServerSettings {
@@ -191,6 +196,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
             avatar_max_bytes: 2 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -56,6 +56,7 @@ struct ServerView {
     data_dir: String,
     shutdown_grace_ms: u64,
     avatar_max_bytes: u64,
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -128,6 +129,12 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             data_dir: s.server.data_dir.display().to_string(),
             shutdown_grace_ms: s.server.shutdown_grace_ms,
             avatar_max_bytes: s.server.avatar_max_bytes as u64,
+            trusted_proxies: s
+                .server
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),

@@ -186,6 +186,14 @@ fn gateway(s: &Settings) -> Result<(), ConfigError> {
                 "must be a path starting with / (e.g. \"/api/\")",
             ));
         }
+        // Request paths are normalised before they are matched (http::gateway_path); a prefix that
+        // is not normalised itself would never match.
+        if prefix.contains(['\\', '%']) || prefix.split('/').any(|seg| seg == "." || seg == "..") {
+            return Err(ConfigError::invalid(
+                &key,
+                "must be a plain path: no . or .. segments, backslashes or percent-escapes",
+            ));
+        }
         let with_slash = if prefix.ends_with('/') {
             prefix.to_owned()
         } else {

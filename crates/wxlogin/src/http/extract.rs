@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
@@ -84,10 +84,23 @@ pub fn optional_json<T: DeserializeOwned + Default>(
         .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
 }
 
-/// The bearer token of a request, if it sent one in the right form.
+/// The request's one `Authorization` header, if any. Two are refused with `refuse`'s error: a
+/// proxy or server on either side of wxlogin might read the other one.
+pub fn single_authorization<E>(
+    headers: &HeaderMap,
+    refuse: impl FnOnce(&'static str) -> E,
+) -> Result<Option<&HeaderValue>, E> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(refuse("more than one Authorization header"));
+    }
+    Ok(first)
+}
+
+/// The bearer token of a request, if it sent exactly one in the right form.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(AUTHORIZATION)
+    let value = single_authorization(headers, ApiError::invalid_token)?
         .ok_or_else(|| ApiError::invalid_token("missing Authorization: Bearer <access_token>"))?;
     let value = value
         .to_str()
@@ -123,9 +136,7 @@ impl FromRequestParts<AppState> for ServiceClient {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
+        let value = single_authorization(&parts.headers, |_| ApiError::invalid_client())?
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::invalid_client)?;
         let (scheme, encoded) = value.split_once(' ').ok_or_else(ApiError::invalid_client)?;

@@ -1,8 +1,14 @@
 //! The built-in gateway (`[[gateway.routes]]`): requests under a route's prefix go to the business
 //! server with the caller's identity headers, for teams that run no reverse proxy of their own.
 //!
-//! - Incoming `X-WX-*` headers are always removed, so a client cannot claim an identity.
-//! - `Authorization` is removed unless the route sets `pass_authorization`.
+//! - The path is normalised once (`gateway_path`), and that path is both routed and forwarded;
+//!   paths an upstream could resolve to another route (dot segments, encoded slashes,
+//!   backslashes) are 400 `invalid_request`.
+//! - Incoming `X-WX-*` headers are always removed, so a client cannot claim an identity, also
+//!   when spelt with underscores (`X_WX_User_Id`), which CGI-style servers read as dashes.
+//! - `Authorization` is removed unless the route sets `pass_authorization`; a request with more
+//!   than one is refused wherever one would be read or forwarded.
+//! - `X-Forwarded-For` and `X-Real-IP` are wxlogin's (`ClientIp`), never the client's own.
 //! - Bodies stream both ways (uploads and downloads are never buffered whole).
 //! - An unreachable upstream is 502 `upstream_unavailable`; one that does not start answering within
 //!   `gateway.timeout_ms` is 504 `upstream_timeout`, both in the API's error envelope.
@@ -15,7 +21,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 
-use super::extract::bearer_token;
+use super::client_ip::ClientIp;
+use super::extract::{bearer_token, single_authorization};
+use super::gateway_path::normalise;
 use super::identity_headers::{identity_headers, is_identity_header};
 use crate::config::{GatewayRoute, GatewaySettings, RouteAuth};
 use crate::error::{ApiError, ErrorCode};
@@ -62,8 +70,13 @@ impl Gateway {
         }))
     }
 
-    /// The route of `path`: the longest prefix that matches on whole segments.
-    pub fn route(&self, path: &str) -> Option<&GatewayRoute> {
+    /// The route of a request's raw path, after normalisation (none for a path that is refused).
+    pub fn route_of(&self, raw_path: &str) -> Option<&GatewayRoute> {
+        self.route(&normalise(raw_path).ok()?)
+    }
+
+    /// The route of a normalised `path`: the longest prefix that matches on whole segments.
+    fn route(&self, path: &str) -> Option<&GatewayRoute> {
         self.routes
             .iter()
             .filter(|r| prefix_matches(&r.prefix, path))
@@ -80,9 +93,31 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The upstream URL of a request: the route's upstream, the path (without the prefix when
-/// `strip_prefix`), and the query.
-fn upstream_url(route: &GatewayRoute, path: &str, query: Option<&str>) -> String {
+/// The upstream URL of a request: the route's upstream, the normalised path (without the prefix
+/// when `strip_prefix`), and the query. The URL is parsed as the HTTP client will parse it, and must
+/// stay under the upstream's base path.
+fn upstream_url(
+    route: &GatewayRoute,
+    path: &str,
+    query: Option<&str>,
+) -> Result<reqwest::Url, ApiError> {
+    let text = upstream_text(route, path, query);
+    let base = reqwest::Url::parse(&route.upstream).ok();
+    let base_path = base
+        .as_ref()
+        .map_or("/", reqwest::Url::path)
+        .trim_end_matches('/');
+    reqwest::Url::parse(&text)
+        .ok()
+        .filter(|url| {
+            url.path()
+                .strip_prefix(base_path)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .ok_or_else(|| ApiError::invalid_request("the path cannot be forwarded"))
+}
+
+fn upstream_text(route: &GatewayRoute, path: &str, query: Option<&str>) -> String {
     let base = route.upstream.trim_end_matches('/');
     let path = if route.strip_prefix {
         let rest = &path[route.prefix.trim_end_matches('/').len().min(path.len())..];
@@ -125,15 +160,20 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Forwards `request` if a route matches its path; `None` otherwise (the caller answers 404).
+/// Forwards `request` if a route matches its path; `None` otherwise (the caller answers 404). A
+/// path that normalisation refuses is 400 whether or not a route would match it.
 pub(crate) async fn forward(
     state: &AppState,
     gateway: &Gateway,
     request: Request,
 ) -> Option<Response> {
-    let route = gateway.route(request.uri().path())?.clone();
+    let path = match normalise(request.uri().path()) {
+        Ok(path) => path,
+        Err(refusal) => return Some(ApiError::invalid_request(refusal).into_response()),
+    };
+    let route = gateway.route(&path)?.clone();
     Some(
-        forward_to(state, gateway, &route, request)
+        forward_to(state, gateway, &route, &path, request)
             .await
             .unwrap_or_else(IntoResponse::into_response),
     )
@@ -143,9 +183,13 @@ async fn forward_to(
     state: &AppState,
     gateway: &Gateway,
     route: &GatewayRoute,
+    path: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    if route.auth != RouteAuth::None || route.pass_authorization {
+        single_authorization(&parts.headers, ApiError::invalid_token)?;
+    }
     let caller = match route.auth {
         RouteAuth::None => None,
         RouteAuth::Required => Some(authenticate(state, bearer_token(&parts.headers)?).await?),
@@ -164,6 +208,18 @@ async fn forward_to(
     for name in spoofed {
         headers.remove(&name);
     }
+    // The client's own claims about its address; wxlogin's replace them below.
+    for name in ["x-forwarded-for", "x-real-ip", "forwarded"] {
+        headers.remove(name);
+    }
+    if let Some(client) = parts.extensions.get::<ClientIp>() {
+        if let Ok(chain) = HeaderValue::from_str(&client.forwarded_for()) {
+            headers.insert("x-forwarded-for", chain);
+        }
+        if let Ok(ip) = HeaderValue::from_str(&client.ip().to_string()) {
+            headers.insert("x-real-ip", ip);
+        }
+    }
     if !route.pass_authorization {
         headers.remove(header::AUTHORIZATION);
     }
@@ -177,11 +233,11 @@ async fn forward_to(
         headers.extend(identity_headers(state, caller).await?);
     }
 
-    let url = upstream_url(route, parts.uri.path(), parts.uri.query());
+    let url = upstream_url(route, path, parts.uri.query())?;
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
     let sent = gateway
         .client
-        .request(parts.method.clone(), &url)
+        .request(parts.method.clone(), url)
         .headers(headers)
         .body(body)
         .send();
@@ -253,18 +309,28 @@ mod tests {
 
     #[test]
     fn upstream_urls_keep_or_strip_the_prefix() {
+        let url = |route: &GatewayRoute, path: &str, query: Option<&str>| {
+            upstream_url(route, path, query).unwrap().to_string()
+        };
         assert_eq!(
-            upstream_url(&route("/api/", false), "/api/orders", Some("a=1")),
+            url(&route("/api/", false), "/api/orders", Some("a=1")),
             "http://127.0.0.1:9000/base/api/orders?a=1"
         );
         assert_eq!(
-            upstream_url(&route("/api/", true), "/api/orders", None),
+            url(&route("/api/", true), "/api/orders", None),
             "http://127.0.0.1:9000/base/orders"
         );
         assert_eq!(
-            upstream_url(&route("/api", true), "/api", None),
+            url(&route("/api", true), "/api", None),
             "http://127.0.0.1:9000/base/"
         );
+    }
+
+    #[test]
+    fn an_upstream_url_outside_the_base_path_is_refused() {
+        // Normalised paths never get here with dot segments; this is the last line of defence.
+        assert!(upstream_url(&route("/api/", true), "/api/../../etc", None).is_err());
+        assert!(upstream_url(&route("/api/", true), "/api/%2e%2e/x", None).is_err());
     }
 
     #[test]

@@ -9,9 +9,13 @@ use crate::services::sessions::AuthUser;
 use crate::state::AppState;
 
 /// Whether a header name is one of the identity headers' namespace (`X-WX-*`), which clients must
-/// never be able to set themselves.
+/// never be able to set themselves. `_` counts as `-`: CGI, PHP-FPM and WSGI servers turn both into
+/// `HTTP_X_WX_...`, so `X_WX_User_Id` would reach their code as `X-WX-User-Id`. (Names are lower
+/// case here.)
 pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
-    name.as_str().starts_with("x-wx-")
+    name.as_str()
+        .get(..5)
+        .is_some_and(|head| head.replace('_', "-") == "x-wx-")
 }
 
 /// The configured identity headers of `user`. The openid and unionid come from the user's identity
@@ -47,4 +51,28 @@ pub(crate) async fn identity_headers(
         }
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_are_recognised_with_dashes_or_underscores() {
+        for name in [
+            "x-wx-user-id",
+            "x_wx_user_id",
+            "x-wx_openid",
+            "x_wx-anything",
+            "x-wx-",
+        ] {
+            assert!(is_identity_header(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["x-wxuser", "x-request-id", "wx-user-id", "x-w", "xx-wx-a"] {
+            assert!(
+                !is_identity_header(&HeaderName::from_static(name)),
+                "{name}"
+            );
+        }
+    }
 }

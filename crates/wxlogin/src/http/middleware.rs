@@ -67,7 +67,7 @@ pub(crate) async fn timeout(
     if timeout
         .gateway
         .as_ref()
-        .is_some_and(|g| g.route(request.uri().path()).is_some())
+        .is_some_and(|g| g.route_of(request.uri().path()).is_some())
     {
         return next.run(request).await;
     }

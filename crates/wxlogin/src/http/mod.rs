@@ -3,9 +3,11 @@
 
 mod auth;
 mod avatars;
+mod client_ip;
 mod extract;
 mod forward;
 mod gateway;
+mod gateway_path;
 mod identity_headers;
 mod internal;
 mod me;
@@ -24,6 +26,7 @@ use utoipa_axum::routes;
 
 use std::sync::Arc;
 
+pub use client_ip::ClientIp;
 pub use gateway::Gateway;
 
 use crate::error::ApiError;
@@ -139,6 +142,8 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         limit: std::time::Duration::from_millis(state.settings.server.request_timeout_ms),
         gateway: gateway.clone(),
     };
+    let trusted_proxies: Arc<[crate::config::TrustedProxy]> =
+        state.settings.server.trusted_proxies.clone().into();
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -155,6 +160,10 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
             middleware::timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            client_ip::client_ip,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

@@ -3,10 +3,13 @@
 
 mod helpers;
 
+mod authorization;
+mod caddy;
 mod cli;
 mod discovery;
 mod flood;
 mod forward;
+mod gateway;
 mod internal;
 mod linking;
 mod login;

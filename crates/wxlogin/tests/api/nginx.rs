@@ -2,6 +2,7 @@
 //! configuration `docs/integrations.md` shows. Skipped (with a message) where nginx is not
 //! installed, except in CI (`CI=true`), where `.ci/run` installs it.
 
+use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -89,7 +90,11 @@ async fn nginx_auth_request_forwards_identity_and_refuses_without_reaching_the_u
             Ok("true"),
             "nginx is required in CI (.ci/run installs it)"
         );
-        eprintln!("nginx test: skipped (nginx not installed; apt-get install nginx)");
+        // Written to the real stderr: the test harness would swallow `eprintln!` of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "nginx test: skipped (nginx not installed; apt-get install nginx)"
+        );
         return;
     };
     let (upstream, _server, calls) = spawn_upstream().await;
