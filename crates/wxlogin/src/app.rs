@@ -14,7 +14,7 @@ use crate::shared::SharedState;
 use crate::shared::memory::MemoryState;
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
-use crate::tokens::{AccessTokenSettings, KeyringError, TokenService};
+use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
 
 /// Why the server could not start.
@@ -91,6 +91,13 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         },
         keyring,
     );
+    let keys = KeyringReloader::new(
+        store.clone(),
+        sealing.clone(),
+        settings.tokens.algorithm,
+        tokens.clone(),
+        clock.clone(),
+    );
     let wechat = WechatClient::new(&settings.wechat_client_config())?;
     let apps: HashMap<_, _> = settings
         .apps
@@ -120,6 +127,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         wechat,
         wechat_tokens,
         tokens,
+        keys,
         sealing,
         apps: Arc::new(apps),
     })
@@ -175,6 +183,10 @@ impl Application {
             Duration::from_millis(self.state.settings.wechat.token_refresh_check_ms),
         );
         let _stop_refresher = AbortOnDrop(refresher);
+        let key_reloads = self.state.keys.spawn_periodic(Duration::from_secs(
+            self.state.settings.tokens.keyring_reload_secs,
+        ));
+        let _stop_key_reloads = AbortOnDrop(key_reloads);
         let router = crate::http::router(self.state, self.gateway);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {

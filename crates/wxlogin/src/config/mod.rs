@@ -179,6 +179,9 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Largest accepted avatar upload (the image itself), in bytes.
     pub avatar_max_bytes: usize,
+    /// Lets `serve` run with a `public_url` that is not https or names a loopback address (token
+    /// issuer and avatar URLs then point there): for tests and local staging only.
+    pub allow_insecure_public_url: bool,
 }
 
 impl Default for ServerSettings {
@@ -191,6 +194,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
             avatar_max_bytes: 2 * 1024 * 1024,
+            allow_insecure_public_url: false,
         }
     }
 }
@@ -231,6 +235,9 @@ pub struct TokenSettings {
     pub refresh_grace_secs: u64,
     pub algorithm: SigningAlg,
     pub leeway_secs: u64,
+    /// How often, in seconds, the signing keys are reloaded from the database (a key rotated by
+    /// another instance or `wxlogin keys rotate`); a token with an unknown kid also triggers one.
+    pub keyring_reload_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -243,6 +250,7 @@ impl Default for TokenSettings {
             refresh_grace_secs: 30,
             algorithm: SigningAlg::Es256,
             leeway_secs: 30,
+            keyring_reload_secs: 300,
         }
     }
 }

@@ -56,6 +56,7 @@ struct ServerView {
     data_dir: String,
     shutdown_grace_ms: u64,
     avatar_max_bytes: u64,
+    allow_insecure_public_url: bool,
 }
 
 #[derive(Serialize)]
@@ -79,6 +80,7 @@ struct TokensView {
     refresh_grace_secs: u64,
     algorithm: &'static str,
     leeway_secs: u64,
+    keyring_reload_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -128,6 +130,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             data_dir: s.server.data_dir.display().to_string(),
             shutdown_grace_ms: s.server.shutdown_grace_ms,
             avatar_max_bytes: s.server.avatar_max_bytes as u64,
+            allow_insecure_public_url: s.server.allow_insecure_public_url,
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),
@@ -144,6 +147,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             refresh_grace_secs: s.tokens.refresh_grace_secs,
             algorithm: s.tokens.algorithm.as_str(),
             leeway_secs: s.tokens.leeway_secs,
+            keyring_reload_secs: s.tokens.keyring_reload_secs,
         },
         wechat: WechatView {
             base_url: s.wechat.base_url.clone(),
