@@ -13,7 +13,7 @@ use crate::shared::memory::MemoryState;
 use crate::shared::{CodeExchanges, SharedState};
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
-use crate::tokens::{AccessTokenSettings, KeyringError, TokenService};
+use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
 
 /// Why the server could not start.
@@ -88,6 +88,13 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         },
         keyring,
     );
+    let keys = KeyringReloader::new(
+        store.clone(),
+        sealing.clone(),
+        settings.tokens.algorithm,
+        tokens.clone(),
+        clock.clone(),
+    );
     let wechat = WechatClient::new(&settings.wechat_client_config())?;
     let apps: HashMap<_, _> = settings
         .apps
@@ -117,6 +124,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         wechat,
         wechat_tokens,
         tokens,
+        keys,
         sealing,
         apps: Arc::new(apps),
     })
@@ -172,6 +180,10 @@ impl Application {
             Duration::from_millis(self.state.settings.wechat.token_refresh_check_ms),
         );
         let _stop_refresher = AbortOnDrop(refresher);
+        let key_reloads = self.state.keys.spawn_periodic(Duration::from_secs(
+            self.state.settings.tokens.keyring_reload_secs,
+        ));
+        let _stop_key_reloads = AbortOnDrop(key_reloads);
         let router = crate::http::router(self.state, self.gateway);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // With the peer address, which `http::ClientIp` starts from.

@@ -10,7 +10,7 @@ use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret};
 use crate::shared::{CodeExchanges, SharedState};
 use crate::store::Store;
-use crate::tokens::TokenService;
+use crate::tokens::{KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
 
 /// A mini program this server serves.
@@ -30,6 +30,8 @@ pub struct AppState {
     pub wechat: WechatClient,
     pub wechat_tokens: AccessTokens,
     pub tokens: TokenService,
+    /// Brings `tokens`' keyring up to date with the database (unknown kids, periodically).
+    pub keys: KeyringReloader,
     pub sealing: SealingKey,
     pub apps: Arc<HashMap<AppId, AppEntry>>,
     pub(crate) code_exchanges: CodeExchanges,

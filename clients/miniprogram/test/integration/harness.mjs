@@ -133,6 +133,8 @@ export async function startStack({ apps = [DEMO_APP], tokens = {}, phones = [] }
         '[server]',
         `listen = ${toml(`127.0.0.1:${port}`)}`,
         `data_dir = ${toml(join(dir, 'data'))}`,
+        // A test server on loopback: its issuer and avatar URLs are http://127.0.0.1.
+        'allow_insecure_public_url = true',
         '[security]',
         `sealing_key = ${toml(randomBytes(32).toString('hex'))}`,
         '[tokens]',

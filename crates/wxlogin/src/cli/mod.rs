@@ -46,6 +46,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -73,6 +78,17 @@ pub(crate) enum UsersCommand {
         config: Option<PathBuf>,
         /// The CSV file (`-` for standard input).
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Make a new key the one that signs access tokens. Earlier keys keep verifying and stay in
+    /// the JWKS; running instances switch within `tokens.keyring_reload_secs`, and accept the new
+    /// key's tokens at once.
+    Rotate {
+        #[arg(long, short, env = "WXLOGIN_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -144,6 +160,13 @@ async fn run(command: Command) -> Result<(), String> {
             crate::telemetry::init(&settings.log);
             import_users(&settings, &file).await
         }
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => {
+            let settings = load(config.as_deref())?;
+            crate::telemetry::init(&settings.log);
+            rotate_key(&settings).await
+        }
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),
@@ -185,6 +208,27 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
         "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
         report.created, report.existing, report.duplicates
     );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn rotate_key(settings: &Settings) -> Result<(), String> {
+    let sealing = settings.security.sealing_key.as_ref().ok_or(
+        "security.sealing_key (or security.sealing_key_file) is required: it seals the signing keys",
+    )?;
+    let store = crate::app::open_store(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let clock = crate::clock::system();
+    let alg = settings.tokens.algorithm;
+    crate::tokens::load_or_create(store.as_ref(), sealing, alg, clock.unix_millis())
+        .await
+        .map_err(|e| format!("signing keys: {e}"))?;
+    let kid = crate::tokens::rotate(store.as_ref(), sealing, alg, clock.unix_millis())
+        .await
+        .map_err(|e| format!("signing keys: {e}"))?;
+    println!("{kid}");
     Ok(())
 }
 

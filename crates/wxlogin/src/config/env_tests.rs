@@ -65,7 +65,8 @@ fn secret_files_are_read_and_trimmed() {
         jail.create_file(
             "wxlogin.toml",
             &format!(
-                "[[apps]]\nappid = \"{APPID}\"\nsecret_file = \"app\"\n\
+                "[server]\npublic_url = \"https://login.example.com\"\n\
+                 [[apps]]\nappid = \"{APPID}\"\nsecret_file = \"app\"\n\
                  [[services]]\nclient_id = \"orders\"\nclient_secret_file = \"service\"\n"
             ),
         )?;

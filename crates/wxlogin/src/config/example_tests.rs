@@ -14,9 +14,9 @@ const DERIVED: [&str; 3] = ["server.public_url", "database.url", "tokens.issuer"
 /// inline placeholders; the test points them at files it writes.
 fn example_with_secret_files() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    // Valid for every kind: 32 bytes in base64 for the sealing key, printable and long enough for
-    // an AppSecret and a client_secret.
-    let secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    // Valid for every kind: 32 random bytes in base64 for the sealing key, printable and long
+    // enough for an AppSecret and a client_secret.
+    let secret = "arYA46iEUZBTLEHp2hEJHnud57LnV5bwzc831ytNu2w=";
     for name in EXAMPLE.split("\"/run/secrets/").skip(1) {
         let name = name.split('"').next().unwrap();
         std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();

@@ -184,6 +184,9 @@ pub struct ServerSettings {
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default: the TCP peer is the
     /// client).
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// Lets `serve` run with a `public_url` that is not https or names a loopback address (token
+    /// issuer and avatar URLs then point there): for tests and local staging only.
+    pub allow_insecure_public_url: bool,
 }
 
 impl Default for ServerSettings {
@@ -197,6 +200,7 @@ impl Default for ServerSettings {
             shutdown_grace_ms: 10_000,
             avatar_max_bytes: 2 * 1024 * 1024,
             trusted_proxies: Vec::new(),
+            allow_insecure_public_url: false,
         }
     }
 }
@@ -237,6 +241,9 @@ pub struct TokenSettings {
     pub refresh_grace_secs: u64,
     pub algorithm: SigningAlg,
     pub leeway_secs: u64,
+    /// How often, in seconds, the signing keys are reloaded from the database (a key rotated by
+    /// another instance or `wxlogin keys rotate`); a token with an unknown kid also triggers one.
+    pub keyring_reload_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -249,6 +256,7 @@ impl Default for TokenSettings {
             refresh_grace_secs: 30,
             algorithm: SigningAlg::Es256,
             leeway_secs: 30,
+            keyring_reload_secs: 300,
         }
     }
 }

@@ -57,6 +57,7 @@ struct ServerView {
     shutdown_grace_ms: u64,
     avatar_max_bytes: u64,
     trusted_proxies: Vec<String>,
+    allow_insecure_public_url: bool,
 }
 
 #[derive(Serialize)]
@@ -80,6 +81,7 @@ struct TokensView {
     refresh_grace_secs: u64,
     algorithm: &'static str,
     leeway_secs: u64,
+    keyring_reload_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -135,6 +137,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            allow_insecure_public_url: s.server.allow_insecure_public_url,
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),
@@ -151,6 +154,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             refresh_grace_secs: s.tokens.refresh_grace_secs,
             algorithm: s.tokens.algorithm.as_str(),
             leeway_secs: s.tokens.leeway_secs,
+            keyring_reload_secs: s.tokens.keyring_reload_secs,
         },
         wechat: WechatView {
             base_url: s.wechat.base_url.clone(),

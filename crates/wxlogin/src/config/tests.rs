@@ -4,10 +4,11 @@ use super::*;
 
 pub(super) const APPID: &str = "wx0000000000000001";
 pub(super) const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub(super) const SEALING_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-pub(super) const SERVICE_SECRET: &str = "orders-service-secret-0001";
+pub(super) const SEALING_KEY: &str = "arYA46iEUZBTLEHp2hEJHnud57LnV5bwzc831ytNu2w=";
+pub(super) const SERVICE_SECRET: &str = "orders-service-secret-0123456789ab";
 
-/// A configuration `serve` accepts: sealing key, one app, one service.
+/// A configuration `serve` accepts (with an https `server.public_url`, see `production`): sealing
+/// key, one app, one service.
 fn production_toml() -> String {
     format!(
         r#"
@@ -23,6 +24,13 @@ client_id = "orders"
 client_secret = "{SERVICE_SECRET}"
 "#
     )
+}
+
+/// `production_toml` with the https public URL `serve` wants.
+fn production() -> Settings {
+    let mut s = Settings::from_toml_str(&production_toml()).unwrap();
+    s.server.public_url = Some("https://login.example.com".into());
+    s
 }
 
 fn error(toml: &str) -> String {
@@ -274,7 +282,7 @@ fn duplicate_appids_and_client_ids_are_refused() {
 
 #[test]
 fn production_requires_a_sealing_key_and_an_app() {
-    let s = Settings::from_toml_str(&production_toml()).unwrap();
+    let s = production();
     s.check_for_production(false).unwrap();
 
     let mut no_key = s.clone();
@@ -291,7 +299,7 @@ fn production_requires_a_sealing_key_and_an_app() {
 
 #[test]
 fn production_refuses_a_simulator_unless_allowed() {
-    let s = Settings::from_toml_str(&production_toml()).unwrap();
+    let s = production();
     for url in [
         "http://api.weixin.qq.com",
         "http://127.0.0.1:8081",

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use reqwest::Url;
 
 use super::{ConfigError, Settings};
+use crate::crypto::SealingKey;
 
 /// Every loaded configuration passes this, `dev` included.
 pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
@@ -33,14 +34,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     if s.tokens.audience.is_empty() {
         return Err(ConfigError::invalid("tokens.audience", "must not be empty"));
     }
-    positive("tokens.access_ttl_secs", s.tokens.access_ttl_secs)?;
-    positive("tokens.refresh_ttl_secs", s.tokens.refresh_ttl_secs)?;
-    if s.tokens.refresh_grace_secs >= s.tokens.refresh_ttl_secs {
-        return Err(ConfigError::invalid(
-            "tokens.refresh_grace_secs",
-            "must be less than tokens.refresh_ttl_secs",
-        ));
-    }
+    tokens(s)?;
 
     http_url("wechat.base_url", &s.wechat.base_url)?;
     positive("wechat.connect_timeout_ms", s.wechat.connect_timeout_ms)?;
@@ -78,6 +72,53 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Bounds of the token settings: a long leeway or access lifetime keeps revoked or stolen tokens
+/// usable, and a grace window near the refresh lifetime would switch reuse detection off.
+pub(super) const MAX_LEEWAY_SECS: u64 = 300;
+pub(super) const MAX_ACCESS_TTL_SECS: u64 = 86_400;
+pub(super) const MAX_REFRESH_GRACE_SECS: u64 = 300;
+pub(super) const MAX_KEYRING_RELOAD_SECS: u64 = 86_400;
+
+fn tokens(s: &Settings) -> Result<(), ConfigError> {
+    let t = &s.tokens;
+    within(
+        "tokens.access_ttl_secs",
+        t.access_ttl_secs,
+        1,
+        MAX_ACCESS_TTL_SECS,
+    )?;
+    positive("tokens.refresh_ttl_secs", t.refresh_ttl_secs)?;
+    within("tokens.leeway_secs", t.leeway_secs, 0, MAX_LEEWAY_SECS)?;
+    within(
+        "tokens.refresh_grace_secs",
+        t.refresh_grace_secs,
+        0,
+        MAX_REFRESH_GRACE_SECS,
+    )?;
+    if t.refresh_grace_secs.saturating_mul(2) >= t.refresh_ttl_secs {
+        return Err(ConfigError::invalid(
+            "tokens.refresh_grace_secs",
+            "must be less than half of tokens.refresh_ttl_secs",
+        ));
+    }
+    within(
+        "tokens.keyring_reload_secs",
+        t.keyring_reload_secs,
+        1,
+        MAX_KEYRING_RELOAD_SECS,
+    )
+}
+
+fn within(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(), ConfigError> {
     if s.security.sealing_key.is_none() {
         return Err(ConfigError::NotForProduction {
@@ -97,6 +138,30 @@ pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(),
                 .into(),
         });
     }
+    if s.security
+        .sealing_key
+        .as_ref()
+        .is_some_and(SealingKey::is_low_entropy)
+    {
+        return Err(ConfigError::NotForProduction {
+            key: "security.sealing_key",
+            reason: "is not random (one byte repeated, a short pattern, or too few distinct \
+                     bytes): generate one with `openssl rand -base64 32`"
+                .into(),
+        });
+    }
+    for (i, service) in s.services.iter().enumerate() {
+        if service.client_secret.expose_secret().chars().count() < MIN_PRODUCTION_SERVICE_SECRET {
+            return Err(ConfigError::NotForProduction {
+                key: "services.client_secret",
+                reason: format!(
+                    "of services[{i}] ({}) is shorter than {MIN_PRODUCTION_SERVICE_SECRET} \
+                     characters: generate one with `openssl rand -base64 32`",
+                    service.client_id
+                ),
+            });
+        }
+    }
     unique(s)?;
     if !allow_mock && is_simulator(&s.wechat.base_url) {
         return Err(ConfigError::NotForProduction {
@@ -105,6 +170,18 @@ pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(),
                 "{} is not the real WeChat (not https, or a local address): remove the key to \
                  use https://api.weixin.qq.com, or pass --allow-mock to serve against a simulator",
                 s.wechat.base_url
+            ),
+        });
+    }
+    if !s.server.allow_insecure_public_url && is_insecure_public_url(&s.public_url()) {
+        return Err(ConfigError::NotForProduction {
+            key: "server.public_url",
+            reason: format!(
+                "{} is not https or names a loopback address, yet tokens carry it as their issuer \
+                 and avatar URLs point at it: set the https URL clients reach (behind a proxy, \
+                 the proxy's), or server.allow_insecure_public_url = true for tests and local \
+                 staging",
+                s.public_url()
             ),
         });
     }
@@ -133,6 +210,17 @@ fn unique(s: &Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Service secrets `serve` accepts: 32 characters, as `openssl rand -base64 32` gives 44.
+pub(super) const MIN_PRODUCTION_SERVICE_SECRET: usize = 32;
+
+/// Not https, or https to a loopback host: no client elsewhere can use it as the issuer.
+fn is_insecure_public_url(public_url: &str) -> bool {
+    let Ok(url) = Url::parse(public_url) else {
+        return true;
+    };
+    url.scheme() != "https" || url.host_str().is_none_or(is_loopback_host)
+}
+
 /// The simulator is plain http on a local address; anything else that is not https is no
 /// production WeChat either.
 fn is_simulator(base_url: &str) -> bool {
@@ -142,9 +230,10 @@ fn is_simulator(base_url: &str) -> bool {
     if url.scheme() != "https" {
         return true;
     }
-    let Some(host) = url.host_str() else {
-        return true;
-    };
+    url.host_str().is_none_or(is_loopback_host)
+}
+
+fn is_loopback_host(host: &str) -> bool {
     match host
         .trim_start_matches('[')
         .trim_end_matches(']')

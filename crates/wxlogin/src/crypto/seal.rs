@@ -23,7 +23,22 @@ pub enum SealError {
 
 /// The 256-bit key that seals session keys. Redacts itself.
 #[derive(Clone)]
-pub struct SealingKey(Aes256Gcm);
+pub struct SealingKey {
+    cipher: Aes256Gcm,
+    /// Whether the key is obviously not random (`serve` refuses it); the bytes are not kept.
+    low_entropy: bool,
+}
+
+fn looks_non_random(key: &[u8; 32]) -> bool {
+    let mut seen = [false; 256];
+    for &b in key {
+        seen[usize::from(b)] = true;
+    }
+    let distinct = seen.iter().filter(|&&s| s).count();
+    let periodic =
+        (1..=16).any(|period| key.iter().enumerate().all(|(i, &b)| b == key[i % period]));
+    distinct < 16 || periodic
+}
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +48,17 @@ impl std::fmt::Debug for SealingKey {
 
 impl SealingKey {
     pub fn from_bytes(key: [u8; 32]) -> Self {
-        Self(Aes256Gcm::new(&key.into()))
+        Self {
+            low_entropy: looks_non_random(&key),
+            cipher: Aes256Gcm::new(&key.into()),
+        }
+    }
+
+    /// True for a key that cannot have come from a random generator: all one byte, a short
+    /// pattern repeated, or fewer than 16 distinct byte values (32 random bytes have about 30; fewer
+    /// than 16 happens by chance with a probability far below 2^-100).
+    pub fn is_low_entropy(&self) -> bool {
+        self.low_entropy
     }
 
     /// Parses the configured form: base64 (standard, padded) or 64 hex digits of 32 bytes.
@@ -85,7 +110,7 @@ impl SealingKey {
         };
         #[allow(clippy::expect_used)]
         let ciphertext = self
-            .0
+            .cipher
             .encrypt(Nonce::from_slice(&nonce), payload)
             .expect("AES-256-GCM fails only for plaintexts over 64 GiB; ours are a few bytes");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -107,7 +132,7 @@ impl SealingKey {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let aad = associated_data(purpose, context);
-        self.0
+        self.cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {

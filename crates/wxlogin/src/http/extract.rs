@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
+use crate::config::ServiceSettings;
 use crate::error::{ApiError, ErrorCode};
 pub(crate) use crate::services::sessions::AuthUser;
 use crate::services::sessions::authenticate;
@@ -151,16 +152,66 @@ impl FromRequestParts<AppState> for ServiceClient {
         let (id, secret) = decoded
             .split_once(':')
             .ok_or_else(ApiError::invalid_client)?;
-        // Compare against every service, so the time taken does not reveal which ids exist.
-        let mut found = None;
-        for service in &state.settings.services {
-            let matches = service.client_id == id && service.client_secret.matches(secret);
-            if matches && found.is_none() {
-                found = Some(service.client_id.clone());
-            }
-        }
+        let found = find_service(&state.settings.services, id, secret);
         found
             .map(|client_id| Self { client_id })
             .ok_or_else(ApiError::invalid_client)
+    }
+}
+
+/// The configured service these credentials belong to. Every service is compared, id and secret
+/// alike, through SHA-256 digests in constant time and without stopping at a match, so the time
+/// taken reveals neither which ids exist nor how much of a secret was right.
+fn find_service(services: &[ServiceSettings], id: &str, secret: &str) -> Option<String> {
+    use sha2::{Digest as _, Sha256};
+    use subtle::{Choice, ConditionallySelectable as _, ConstantTimeEq as _};
+    let presented_id = Sha256::digest(id.as_bytes());
+    let mut matched = Choice::from(0);
+    let mut index = 0u64;
+    for (i, service) in services.iter().enumerate() {
+        let id_matches = Sha256::digest(service.client_id.as_bytes()).ct_eq(&presented_id);
+        let secret_matches = Choice::from(u8::from(service.client_secret.matches(secret)));
+        let this = id_matches & secret_matches;
+        // Keep the first match (ids are unique, so there is at most one) without branching.
+        let take = this & !matched;
+        index = u64::conditional_select(&index, &(i as u64), take);
+        matched |= this;
+    }
+    // Only the outcome branches, once the same work was done for every service.
+    let index = usize::try_from(index)
+        .ok()
+        .filter(|_| bool::from(matched))?;
+    services.get(index).map(|s| s.client_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services() -> Vec<ServiceSettings> {
+        ["billing", "orders", "search"]
+            .iter()
+            .map(|id| ServiceSettings::new(id, &format!("{id}-secret-0123456789abcdef")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn only_an_id_with_its_own_secret_is_found() {
+        let services = services();
+        for id in ["billing", "orders", "search"] {
+            let secret = format!("{id}-secret-0123456789abcdef");
+            assert_eq!(find_service(&services, id, &secret).as_deref(), Some(id));
+        }
+        assert_eq!(
+            find_service(&services, "orders", "billing-secret-0123456789abcdef"),
+            None
+        );
+        assert_eq!(find_service(&services, "billing", "wrong"), None);
+        assert_eq!(
+            find_service(&services, "nobody", "billing-secret-0123456789abcdef"),
+            None
+        );
+        assert_eq!(find_service(&services, "", ""), None);
+        assert_eq!(find_service(&[], "billing", "x"), None);
     }
 }

@@ -35,7 +35,10 @@ pub struct OpenIdConfiguration {
     pub token_signing_alg_values_supported: Vec<&'static str>,
 }
 
-/// Discovery document, so standard libraries find the issuer and the JWKS.
+/// Discovery document, so that JWT libraries find the issuer and the JWKS.
+///
+/// wxlogin is not an OpenID Provider (no authorization endpoint, no ID tokens): the document is
+/// served at this path because verifiers look there, and carries only what is true.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
     responses((status = 200, description = "Discovery document", body = OpenIdConfiguration)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
@@ -72,6 +75,9 @@ pub struct IntrospectResponse {
     pub sid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub appid: Option<String>,
+    /// The mini program the token was issued to (RFC 7662; the same value as `appid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +86,7 @@ pub struct IntrospectResponse {
     pub exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// `Bearer` (RFC 7662 uses the token types of RFC 6749).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
 }
@@ -91,6 +98,7 @@ impl IntrospectResponse {
             sub: None,
             sid: None,
             appid: None,
+            client_id: None,
             iss: None,
             aud: None,
             exp: None,
@@ -150,12 +158,13 @@ pub async fn introspect(
             active: true,
             sub: Some(claims.sub),
             sid: Some(claims.sid),
+            client_id: Some(claims.client_id),
             appid: Some(claims.appid),
             iss: Some(claims.iss),
             aud: Some(claims.aud),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
-            token_type: Some("access_token"),
+            token_type: Some("Bearer"),
         },
         None => IntrospectResponse::inactive(),
     }))

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 use crate::shared::Revocation;
 use crate::state::AppState;
 use crate::store::{RefreshToken, Session, User};
-use crate::tokens::{AccessClaims, generate_refresh_token, hash_refresh_token};
+use crate::tokens::{
+    AccessClaims, KeyringError, TokenError, generate_refresh_token, hash_refresh_token,
+};
 
 /// What login, register and refresh hand out: a token pair for a session of `user`.
 #[derive(Debug, Clone)]
@@ -30,12 +32,15 @@ fn secs_until(now_ms: i64, until_ms: i64) -> u64 {
     u64::try_from((until_ms - now_ms).max(0) / 1000).unwrap_or(0)
 }
 
+/// `now` is the moment the session or the rotation was written, so that `refresh_expires_in` is
+/// the lifetime just granted, not that minus the time taken to get here.
 fn pair(
     state: &AppState,
     user: &User,
     session: &Session,
     refresh_token: String,
     is_new: bool,
+    now: i64,
 ) -> Result<SignedIn, ApiError> {
     let issued = state
         .tokens
@@ -45,7 +50,7 @@ fn pair(
         access_token: issued.token,
         expires_in: issued.expires_in.as_secs(),
         refresh_token,
-        refresh_expires_in: secs_until(state.now_millis(), session.expires_at),
+        refresh_expires_in: secs_until(now, session.expires_at),
         user: user.clone(),
         is_new,
     })
@@ -83,11 +88,18 @@ pub async fn start_session(
         &session,
         text.expose_secret().to_owned(),
         is_new,
+        now,
     )
 }
 
 /// `POST /v1/auth/refresh`: rotate, allow a replay within the grace window, revoke the family on a
 /// later reuse.
+///
+/// A session has one live chain: its live refresh tokens form one generation. Rotating any of
+/// them retires all of them (in the store, atomically); a replay within the grace window adds a
+/// sibling to the current generation instead of starting a second chain. So a stolen token
+/// replayed in the window yields a token that dies with the owner's next refresh, and a later use
+/// of either side is a reuse that revokes the session.
 pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiError> {
     let hash = hash_refresh_token(presented).ok_or_else(ApiError::invalid_grant)?;
     let store = &state.store;
@@ -100,7 +112,17 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
         .get_session(&token.session_id)
         .await?
         .ok_or_else(ApiError::invalid_grant)?;
-    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(ApiError::invalid_grant());
+    }
+    // A rotated token that has expired while its session lives was retired because a sibling was
+    // used: the session moved on without it, so presenting it is a reuse.
+    let superseded = token.rotated_at.is_some() && token.expires_at <= now;
+    if token.rotated_at.is_none() && token.expires_at <= now {
+        return Err(ApiError::invalid_grant());
+    }
+    if !state.apps.contains_key(&session.appid) {
+        tracing::info!(session = %session.id, appid = %session.appid, "refresh for an app no longer configured");
         return Err(ApiError::invalid_grant());
     }
     let user = store
@@ -121,22 +143,30 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
         expires_at: session.expires_at,
         rotated_at: None,
     };
-    match token.rotated_at {
+    let replay_in_grace = match token.rotated_at {
         None => {
-            if !store.rotate_refresh_token(&hash, &next, now).await? {
-                // A concurrent refresh rotated it a moment ago: that is a replay within the grace.
-                store.insert_refresh_token(&next).await?;
+            if store.rotate_refresh_token(&hash, &next, now).await? {
+                false
+            } else {
+                // A concurrent refresh retired it a moment ago. If that was a rotation of this
+                // very token, this is a replay within the grace; if a sibling's, a reuse.
+                let again = store
+                    .find_refresh_token(&hash)
+                    .await?
+                    .ok_or_else(ApiError::invalid_grant)?;
+                let sibling_won = again.rotated_at.is_some_and(|_| again.expires_at <= now);
+                if sibling_won {
+                    return Err(reuse(state, &session, &user, now).await);
+                }
+                true
             }
         }
-        Some(rotated_at) if now - rotated_at <= grace_ms => {
-            store.insert_refresh_token(&next).await?;
-        }
-        Some(_) => {
-            store.revoke_session(&session.id, now).await?;
-            announce(state, Revocation::Session(session.id.clone())).await;
-            tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after rotation; session revoked");
-            return Err(ApiError::invalid_grant());
-        }
+        Some(rotated_at) if !superseded && now - rotated_at <= grace_ms => true,
+        Some(_) => return Err(reuse(state, &session, &user, now).await),
+    };
+    if replay_in_grace {
+        // Joins the session's live generation: the next rotation of any of them retires it.
+        store.insert_refresh_token(&next).await?;
     }
     pair(
         state,
@@ -144,7 +174,19 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
         &session,
         text.expose_secret().to_owned(),
         false,
+        now,
     )
+}
+
+/// A refresh token used after the session moved on without it: whoever holds the other branch, the
+/// session is no longer trustworthy, so it ends for everyone.
+async fn reuse(state: &AppState, session: &Session, user: &User, now: i64) -> ApiError {
+    if let Err(e) = state.store.revoke_session(&session.id, now).await {
+        return e.into();
+    }
+    announce(state, Revocation::Session(session.id.clone())).await;
+    tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after rotation; session revoked");
+    ApiError::invalid_grant()
 }
 
 /// `POST /v1/auth/logout`: revoke this session, or all of the user's.
@@ -185,16 +227,37 @@ pub struct AuthUser {
     pub claims: AccessClaims,
 }
 
-/// Verifies an access token and checks that its session is live and its user not banned.
+/// Verifies an access token and checks that its session is live, its app still configured and
+/// its user not banned.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
-    let claims = state.tokens.verify(token, state.now_secs()).map_err(|e| {
-        tracing::debug!(reason = %e, "access token refused");
-        ApiError::invalid_token("the access token is invalid or expired")
-    })?;
     let refused = || ApiError::invalid_token("the access token is invalid or expired");
+    let claims = match state.tokens.verify(token, state.now_secs()) {
+        Err(TokenError::UnknownKey) => {
+            // Another instance may have rotated the key: look in the database (rate-limited,
+            // single flight), then try once more.
+            match state.keys.reload_for_unknown_kid().await {
+                Ok(()) => {}
+                Err(KeyringError::Store(e)) => return Err(e.into()),
+                Err(KeyringError::Keys(e)) => {
+                    tracing::error!(error = %e, "cannot reload the signing keys");
+                }
+            }
+            state.tokens.verify(token, state.now_secs())
+        }
+        other => other,
+    }
+    .map_err(|e| {
+        tracing::debug!(reason = %e, "access token refused");
+        refused()
+    })?;
     let user_id = UserId::parse(claims.sub.as_str()).map_err(|_| refused())?;
     let session_id = SessionId::parse(claims.sid.as_str()).map_err(|_| refused())?;
     let appid = AppId::parse(claims.appid.as_str()).map_err(|_| refused())?;
+    if !state.apps.contains_key(&appid) {
+        return Err(ApiError::invalid_token(
+            "the token's app is no longer served here",
+        ));
+    }
     let access = state
         .store
         .session_access(&session_id)
@@ -205,6 +268,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
     }
     if access.revoked {
         return Err(ApiError::invalid_token("the session has been logged out"));
+    }
+    if access.expires_at <= state.now_millis() {
+        return Err(ApiError::invalid_token("the session has expired"));
     }
     if access.user_banned {
         return Err(ApiError::invalid_token("the account is banned"));

@@ -59,6 +59,8 @@ pub struct Session {
 pub struct SessionAccess {
     pub user_id: UserId,
     pub revoked: bool,
+    /// The session's absolute end: its access tokens stop working then too.
+    pub expires_at: i64,
     pub user_banned: bool,
 }
 
@@ -71,7 +73,7 @@ pub struct RefreshToken {
     pub issued_at: i64,
     pub expires_at: i64,
     /// When this token was exchanged for a newer one (it may then only be replayed within the grace
-    /// window).
+    /// window), or retired because a sibling was (then `expires_at` is the same moment).
     pub rotated_at: Option<i64>,
 }
 
@@ -172,20 +174,36 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_user_sessions(&self, user: &UserId, now: i64) -> Result<u64, StoreError>;
 
     async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError>;
-    /// Marks `old_hash` rotated at `now` and inserts `new`, atomically. `Ok(false)`, with nothing
-    /// written, when `old_hash` was already rotated (a concurrent rotation won).
+    /// Marks `old_hash` rotated at `now`, retires every other live token of its session with it
+    /// (rotated and expired at `now`: tokens handed out to replays within the grace window are
+    /// siblings of the rotated one, so a session never has two live chains), and inserts `new`,
+    /// atomically. Rotations of one
+    /// session are serialised. `Ok(false)`, with nothing written, when `old_hash` was no longer
+    /// live (a concurrent rotation of it or of a sibling won).
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
         new: &RefreshToken,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Adds a token to an existing family without rotating anything (a replay within the grace
-    /// window gets a fresh pair).
+    /// Adds a live token to an existing family without rotating anything (a replay within the
+    /// grace window gets a sibling of the session's live tokens, retired with them by the next
+    /// rotation).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+    /// The kid of the key that signs with `alg` (`ES256`, `EdDSA`), once one was installed.
+    async fn current_signing_kid(&self, alg: &str) -> Result<Option<String>, StoreError>;
+    /// Inserts `key` and makes it the signing key of its algorithm, provided the current one is
+    /// still `replaces` (`None`: there is none yet), atomically. `Ok(false)`, with nothing
+    /// written, when another process installed a key first: of instances creating the first key
+    /// at the same moment, exactly one succeeds.
+    async fn install_signing_key(
+        &self,
+        key: &SigningKey,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError>;
 
     /// Sets (`Some`) or clears (`None`) the user's nickname and `updated_at`; `false` if there is
     /// no such user.

@@ -127,6 +127,7 @@ impl TryFrom<SessionRow> for Session {
 pub(super) struct SessionAccessRow {
     user_id: String,
     revoked_at: Option<i64>,
+    expires_at: i64,
     banned_at: Option<i64>,
 }
 
@@ -137,6 +138,7 @@ impl TryFrom<SessionAccessRow> for SessionAccess {
         Ok(Self {
             user_id: user_id(row.user_id)?,
             revoked: row.revoked_at.is_some(),
+            expires_at: row.expires_at,
             user_banned: row.banned_at.is_some(),
         })
     }
@@ -231,6 +233,7 @@ mod tests {
         let row = SessionAccessRow {
             user_id: "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
             revoked_at: None,
+            expires_at: 0,
             banned_at: None,
         };
         let err = SessionAccess::try_from(row).unwrap_err();

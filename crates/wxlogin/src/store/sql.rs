@@ -36,6 +36,44 @@ pub trait Backend: Send + Sync + 'static {
     fn migrator() -> &'static Migrator;
     /// sqlx offers the count only on each driver's own result type.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+    /// A file to hold locked while migrating, so that processes starting together on one database
+    /// do not apply a migration twice (the second would fail). PostgreSQL needs none: sqlx takes
+    /// an advisory lock there.
+    fn migration_lock_path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// How long a start-up waits for another process's migrations before giving up.
+const MIGRATION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn lock_migrations(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let poll = std::time::Duration::from_millis(25);
+    let attempts = MIGRATION_LOCK_WAIT.as_millis() / poll.as_millis();
+    let mut attempt = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < attempts => {
+                attempt += 1;
+                tokio::time::sleep(poll).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "another process holds the migration lock",
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
 }
 
 type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
@@ -73,6 +111,11 @@ where
     for<'r> i64: Decode<'r, B::Db>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
+        // Released when dropped, after the migrations.
+        let _lock = match self.migration_lock_path() {
+            Some(path) => Some(lock_migrations(&path).await?),
+            None => None,
+        };
         B::migrator().run(self.pool()).await.map_err(migrate_error)
     }
 
@@ -233,7 +276,7 @@ where
 
     async fn session_access(&self, id: &SessionId) -> Result<Option<SessionAccess>, StoreError> {
         sqlx::query_as::<_, SessionAccessRow>(
-            "SELECT s.user_id, s.revoked_at, u.banned_at \
+            "SELECT s.user_id, s.revoked_at, s.expires_at, u.banned_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id.as_str())
@@ -287,14 +330,26 @@ where
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = begin_write(self).await?;
+        // Rotations of one session queue up on its row (SQLite: BEGIN IMMEDIATE already holds the
+        // only write lock), so two siblings rotated at once cannot both win, nor deadlock on each
+        // other's rows.
+        sqlx::query(&format!(
+            "SELECT id FROM sessions WHERE id = $1{}",
+            B::LOCK_READ_ROW
+        ))
+        .bind(new.session_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // The guard on rotated_at makes this UPDATE the arbiter between concurrent rotations: a
-        // second one waits for the first's lock (on the row, or SQLite's on the whole database),
-        // then sees rotated_at set and matches nothing.
+        // second one waits for the first's lock, then sees rotated_at set and matches nothing.
         let done = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 AND rotated_at IS NULL",
+            "UPDATE refresh_tokens SET rotated_at = $2 \
+             WHERE hash = $1 AND session_id = $3 AND rotated_at IS NULL",
         )
         .bind(old_hash)
         .bind(now)
+        .bind(new.session_id.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -302,6 +357,17 @@ where
             tx.rollback().await.map_err(db_error)?;
             return Ok(false);
         }
+        // The siblings: tokens handed out to replays of an earlier token within its grace window.
+        // They end here (rotated and expired at once, so they get no grace of their own).
+        sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2, expires_at = $2 \
+             WHERE session_id = $1 AND rotated_at IS NULL",
+        )
+        .bind(new.session_id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         insert_refresh_token(new)
             .execute(&mut *tx)
             .await
@@ -330,21 +396,63 @@ where
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys \
-             (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(key.kid.as_str())
-        .bind(key.alg.as_str())
-        .bind(key.sealed_private_key.as_slice())
-        .bind(key.public_jwk.as_str())
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .execute(self.pool())
-        .await
-        .map_err(db_error)?;
+        insert_signing_key(key)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn current_signing_kid(&self, alg: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT kid FROM signing_key_current WHERE alg = $1")
+                .bind(alg)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?;
+        Ok(row.map(|(kid,)| kid))
+    }
+
+    async fn install_signing_key(
+        &self,
+        key: &SigningKey,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin_write(self).await?;
+        insert_signing_key(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // The primary key on alg decides a race for the first key: a concurrent insert waits
+        // for the other transaction and then does nothing; a rotation swaps only the kid it read.
+        let done = match replaces {
+            None => sqlx::query(
+                "INSERT INTO signing_key_current (alg, kid, since) VALUES ($1, $2, $3) \
+                 ON CONFLICT (alg) DO NOTHING",
+            )
+            .bind(key.alg.as_str())
+            .bind(key.kid.as_str())
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?,
+            Some(previous) => sqlx::query(
+                "UPDATE signing_key_current SET kid = $2, since = $3 WHERE alg = $1 AND kid = $4",
+            )
+            .bind(key.alg.as_str())
+            .bind(key.kid.as_str())
+            .bind(key.created_at)
+            .bind(previous)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?,
+        };
+        if B::rows_affected(&done) == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     async fn set_nickname(
@@ -660,4 +768,25 @@ where
     .bind(token.issued_at)
     .bind(token.expires_at)
     .bind(token.rotated_at)
+}
+
+fn insert_signing_key<'q, DB>(key: &'q SigningKey) -> Statement<'q, DB>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB>,
+{
+    sqlx::query(
+        "INSERT INTO signing_keys \
+         (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(key.kid.as_str())
+    .bind(key.alg.as_str())
+    .bind(key.sealed_private_key.as_slice())
+    .bind(key.public_jwk.as_str())
+    .bind(key.created_at)
+    .bind(key.retired_at)
 }

@@ -24,6 +24,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// `<database>.migrate-lock`, beside the database file.
+    migration_lock: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -46,7 +48,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(Self { pool })
+        let mut migration_lock = path.as_os_str().to_owned();
+        migration_lock.push(".migrate-lock");
+        Ok(Self {
+            pool,
+            migration_lock: migration_lock.into(),
+        })
     }
 
     /// Closes the pool's connections (they would otherwise close when the last clone is dropped).
@@ -75,5 +82,10 @@ impl Backend for SqliteStore {
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    /// sqlx's SQLite migrator takes no lock of its own.
+    fn migration_lock_path(&self) -> Option<std::path::PathBuf> {
+        Some(self.migration_lock.clone())
     }
 }

@@ -21,7 +21,13 @@ pub struct AccessClaims {
     pub sub: String,
     pub sid: String,
     pub appid: String,
+    /// RFC 9068 requires it: the OAuth client the token was issued to, here the mini program
+    /// (the same value as `appid`).
+    pub client_id: String,
     pub iat: i64,
+    /// Not issued by wxlogin; honoured (with the leeway) when a token carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
     pub jti: String,
 }
@@ -51,7 +57,7 @@ pub enum TokenError {
     Invalid,
     #[error("the token has expired")]
     Expired,
-    #[error("the token was issued in the future")]
+    #[error("the token was issued in the future or is not valid yet")]
     NotYetValid,
     #[error("the token could not be signed")]
     Signing,
@@ -113,7 +119,9 @@ impl TokenService {
             sub: user.as_str().to_owned(),
             sid: session.as_str().to_owned(),
             appid: appid.as_str().to_owned(),
+            client_id: appid.as_str().to_owned(),
             iat: now_secs,
+            nbf: None,
             exp: now_secs.saturating_add(ttl),
             jti: ulid::Ulid::new().to_string(),
         };
@@ -161,6 +169,12 @@ impl TokenService {
             return Err(TokenError::Expired);
         }
         if claims.iat.saturating_sub(leeway) > now_secs {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now_secs)
+        {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)

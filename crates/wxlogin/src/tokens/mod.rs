@@ -12,7 +12,9 @@ pub use refresh::{
     RefreshTokenText, generate_login_ticket, generate_refresh_token, hash_login_ticket,
     hash_refresh_token,
 };
-pub use signing::{KeyringError, load_or_create};
+pub use signing::{
+    KeyringError, KeyringReloader, UNKNOWN_KID_RELOAD_INTERVAL, load_or_create, rotate,
+};
 
 /// Selects aws-lc as jsonwebtoken's crypto backend for the process. jsonwebtoken panics on first use
 /// when feature unification leaves it without exactly one backend; installing it explicitly at

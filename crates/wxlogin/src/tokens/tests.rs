@@ -62,7 +62,17 @@ fn issued_tokens_verify_with_the_contract_header_and_claims() {
         keys.sort();
         assert_eq!(
             keys,
-            ["appid", "aud", "exp", "iat", "iss", "jti", "sid", "sub"]
+            [
+                "appid",
+                "aud",
+                "client_id",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "sid",
+                "sub"
+            ]
         );
     }
 }

@@ -58,6 +58,8 @@ fn config(base_url: &str, listen: &str, with_sealing_key: bool) -> Config {
 [server]
 listen = "{listen}"
 data_dir = "{data}"
+# Loopback on purpose: these processes are reached by the test itself.
+allow_insecure_public_url = true
 
 [security]
 {sealing}

@@ -435,3 +435,47 @@ pub async fn assert_error(
     assert_eq!(body["request_id"], request_id.as_str(), "{body}");
     body
 }
+
+/// A fresh, empty schema on the test PostgreSQL and a database URL whose connections use it, for
+/// servers (in process or real processes) that connect by URL. `None` as for `postgres_store`.
+pub struct PostgresSchema {
+    /// `postgres://...?options[search_path]=<schema>`
+    pub url: String,
+    admin_url: String,
+    schema: String,
+}
+
+pub async fn postgres_schema() -> Option<PostgresSchema> {
+    // Checks the variable (and CI) the same way, then gives its schema back: only the URL is used.
+    let db = postgres_store().await?;
+    let admin_url = db.url.clone();
+    let schema = format!("t_{:016x}", rand::random::<u64>());
+    db.run(async {}).await;
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    Some(PostgresSchema {
+        url: format!("{admin_url}{separator}options[search_path]={schema}"),
+        admin_url,
+        schema,
+    })
+}
+
+impl PostgresSchema {
+    /// Runs `scenario`, then drops the schema whether it passed or not.
+    pub async fn run<F: Future<Output = ()>>(self, scenario: F) {
+        let outcome = AssertUnwindSafe(scenario).catch_unwind().await;
+        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+        admin
+            .execute(format!("DROP SCHEMA {} CASCADE", self.schema).as_str())
+            .await
+            .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

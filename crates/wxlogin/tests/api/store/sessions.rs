@@ -74,6 +74,7 @@ pub(super) async fn session_access_reflects_revocation_and_bans(store: Arc<dyn S
     let access = |revoked, user_banned| SessionAccess {
         user_id: user_id.clone(),
         revoked,
+        expires_at: T0 + 30 * 86_400_000,
         user_banned,
     };
 
@@ -225,4 +226,194 @@ pub(super) async fn signing_keys_are_listed_oldest_first(store: Arc<dyn Store>) 
 
     let err = store.insert_signing_key(&newest).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
+}
+
+pub(super) async fn rotation_retires_the_other_live_tokens_of_the_session(store: Arc<dyn Store>) {
+    let user_id = given_user(&*store, "nina").await;
+    let (id, first) = given_session(&*store, &user_id).await;
+    let (other_session, theirs) = given_session(&*store, &user_id).await;
+    // Two replays of an earlier token within the grace window: siblings of `first`.
+    let sibling = token(&id, T0 + 1);
+    let sibling2 = token(&id, T0 + 2);
+    store.insert_refresh_token(&sibling).await.unwrap();
+    store.insert_refresh_token(&sibling2).await.unwrap();
+
+    let next = token(&id, T0 + 10);
+    assert!(
+        store
+            .rotate_refresh_token(&first.hash, &next, T0 + 10)
+            .await
+            .unwrap()
+    );
+    let rotated = store
+        .find_refresh_token(&first.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.rotated_at, Some(T0 + 10));
+    assert_eq!(
+        rotated.expires_at, first.expires_at,
+        "its own rotation keeps its end"
+    );
+    for retired in [&sibling, &sibling2] {
+        let found = store
+            .find_refresh_token(&retired.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.rotated_at, Some(T0 + 10), "retired with the rotation");
+        assert_eq!(found.expires_at, T0 + 10, "and ended at once");
+    }
+    assert_eq!(
+        store.find_refresh_token(&next.hash).await.unwrap(),
+        Some(next)
+    );
+    let untouched = store.find_refresh_token(&theirs.hash).await.unwrap();
+    assert_eq!(untouched, Some(theirs), "another session is left alone");
+    // A retired sibling can no longer be rotated, nor a token of another session through this one.
+    let late = token(&id, T0 + 11);
+    assert!(
+        !store
+            .rotate_refresh_token(&sibling.hash, &late, T0 + 11)
+            .await
+            .unwrap()
+    );
+    let cross = token(&id, T0 + 12);
+    let (_, foreign) = given_session(&*store, &user_id).await;
+    assert!(
+        !store
+            .rotate_refresh_token(&foreign.hash, &cross, T0 + 12)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_refresh_token(&cross.hash).await.unwrap(), None);
+    let _ = other_session;
+}
+
+pub(super) async fn rotations_of_two_siblings_are_won_by_one(store: Arc<dyn Store>) {
+    let user_id = given_user(&*store, "oscar").await;
+    for round in 0..5 {
+        let (id, first) = given_session(&*store, &user_id).await;
+        let sibling = token(&id, T0 + 1);
+        store.insert_refresh_token(&sibling).await.unwrap();
+        let candidates: Vec<(Vec<u8>, RefreshToken)> = (0..6)
+            .map(|i| {
+                let old = if i % 2 == 0 { &first } else { &sibling };
+                (old.hash.clone(), token(&id, T0 + 2))
+            })
+            .collect();
+        let rotations: Vec<_> = candidates
+            .iter()
+            .cloned()
+            .map(|(old, new)| {
+                let store = store.clone();
+                tokio::spawn(async move { store.rotate_refresh_token(&old, &new, T0 + 2).await })
+            })
+            .collect();
+        let mut won = 0;
+        for rotation in futures::future::join_all(rotations).await {
+            if rotation.unwrap().unwrap() {
+                won += 1;
+            }
+        }
+        assert_eq!(
+            won, 1,
+            "round {round}: exactly one rotation of the generation wins"
+        );
+        let mut live = 0;
+        for (_, new) in &candidates {
+            if let Some(found) = store.find_refresh_token(&new.hash).await.unwrap() {
+                assert_eq!(found.rotated_at, None);
+                live += 1;
+            }
+        }
+        assert_eq!(live, 1, "round {round}: one new token");
+    }
+}
+
+fn signing_key(kid: &str, created_at: i64) -> SigningKey {
+    SigningKey {
+        kid: kid.to_owned(),
+        alg: "ES256".to_owned(),
+        sealed_private_key: vec![9, 9, 9],
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        created_at,
+        retired_at: None,
+    }
+}
+
+pub(super) async fn the_first_signing_key_is_installed_once(store: Arc<dyn Store>) {
+    assert_eq!(store.current_signing_kid("ES256").await.unwrap(), None);
+    let installs: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = signing_key(&format!("first-{i}"), T0);
+                let won = store.install_signing_key(&key, None).await.unwrap();
+                (key.kid, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for install in futures::future::join_all(installs).await {
+        let (kid, won) = install.unwrap();
+        if won {
+            winners.push(kid);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one first key: {winners:?}");
+    assert_eq!(
+        store.current_signing_kid("ES256").await.unwrap().as_deref(),
+        Some(winners[0].as_str())
+    );
+    let kids: Vec<String> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, winners, "the losers' keys were not kept");
+    assert_eq!(store.current_signing_kid("EdDSA").await.unwrap(), None);
+}
+
+pub(super) async fn signing_keys_rotate_by_compare_and_swap(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .install_signing_key(&signing_key("k1", T0), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .install_signing_key(&signing_key("k-late", T0), None)
+            .await
+            .unwrap(),
+        "a first key when there is one"
+    );
+    assert!(
+        !store
+            .install_signing_key(&signing_key("k-stale", T0 + 1), Some("k0"))
+            .await
+            .unwrap(),
+        "replacing a key that is not the current one"
+    );
+    assert!(
+        store
+            .install_signing_key(&signing_key("k2", T0 + 2), Some("k1"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.current_signing_kid("ES256").await.unwrap().as_deref(),
+        Some("k2")
+    );
+    let kids: Vec<String> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["k1", "k2"], "the previous key stays to verify");
 }
