@@ -40,9 +40,12 @@ pub enum StartError {
 /// Opens the configured database (SQLite file or PostgreSQL URL).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let url = settings.database_url();
-    let max = settings.database.max_connections;
+    let pool = crate::store::PoolSizing {
+        max_connections: settings.database.max_connections,
+        acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+    };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect_sized(&url, max).await?))
+        Ok(Arc::new(PostgresStore::connect_pooled(&url, pool).await?))
     } else {
         let path = std::path::Path::new(
             url.strip_prefix("sqlite://")
@@ -53,7 +56,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             std::fs::create_dir_all(dir)
                 .map_err(|e| StartError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
-        Ok(Arc::new(SqliteStore::connect_sized(path, max).await?))
+        Ok(Arc::new(SqliteStore::connect_pooled(path, pool).await?))
     }
 }
 
@@ -164,34 +167,23 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to
-    /// `server.shutdown_grace_ms`).
+    /// `server.shutdown_grace_ms`). Connections are bounded as `[server]` says
+    /// (`crate::http::serve`); each request carries the peer's `ConnectInfo<SocketAddr>`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = Duration::from_millis(self.state.settings.server.shutdown_grace_ms);
+        let limits = crate::http::Limits::new(
+            &self.state.settings.server,
+            self.state.settings.database.max_connections as usize,
+        );
         let refresher = crate::services::wechat_tokens::spawn_refresher(
             self.state.clone(),
             Duration::from_millis(self.state.settings.wechat.token_refresh_check_ms),
         );
         let _stop_refresher = AbortOnDrop(refresher);
         let router = crate::http::router(self.state, self.gateway);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        });
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => result,
-            () = async {
-                let _ = stopping_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; dropping the remaining requests");
-                Ok(())
-            }
-        }
+        crate::http::serve(self.listener, router, limits, shutdown).await
     }
 }
 

@@ -179,6 +179,18 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Largest accepted avatar upload (the image itself), in bytes.
     pub avatar_max_bytes: usize,
+    /// A connection must deliver a complete request head (request line and headers) this long
+    /// after it opens or after it starts a new request, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection without a request in progress is closed after this long, in
+    /// milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most; beyond it new connections get a 503 and are closed.
+    pub max_connections: usize,
+    /// Largest accepted request head (request line and headers), in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Longest accepted request target (path and query), in bytes (414 beyond).
+    pub max_uri_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -191,6 +203,11 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
             avatar_max_bytes: 2 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            max_header_bytes: 32_768,
+            max_uri_bytes: 8_192,
         }
     }
 }
@@ -202,6 +219,9 @@ pub struct DatabaseSettings {
     /// `server.data_dir` when absent.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// How long a query waits for a pool connection (or a new one to open) before the request
+    /// fails with 503, in milliseconds; less than `server.request_timeout_ms`.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -209,6 +229,7 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             max_connections: 10,
+            acquire_timeout_ms: 3_000,
         }
     }
 }

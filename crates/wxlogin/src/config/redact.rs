@@ -56,12 +56,18 @@ struct ServerView {
     data_dir: String,
     shutdown_grace_ms: u64,
     avatar_max_bytes: u64,
+    header_read_timeout_ms: u64,
+    idle_timeout_ms: u64,
+    max_connections: u64,
+    max_header_bytes: u64,
+    max_uri_bytes: u64,
 }
 
 #[derive(Serialize)]
 struct DatabaseView {
     url: String,
     max_connections: u32,
+    acquire_timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -128,10 +134,16 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             data_dir: s.server.data_dir.display().to_string(),
             shutdown_grace_ms: s.server.shutdown_grace_ms,
             avatar_max_bytes: s.server.avatar_max_bytes as u64,
+            header_read_timeout_ms: s.server.header_read_timeout_ms,
+            idle_timeout_ms: s.server.idle_timeout_ms,
+            max_connections: s.server.max_connections as u64,
+            max_header_bytes: s.server.max_header_bytes as u64,
+            max_uri_bytes: s.server.max_uri_bytes as u64,
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),
             max_connections: s.database.max_connections,
+            acquire_timeout_ms: s.database.acquire_timeout_ms,
         },
         security: SecurityView {
             sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),

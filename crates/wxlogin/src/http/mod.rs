@@ -8,6 +8,7 @@ mod forward;
 mod gateway;
 mod identity_headers;
 mod internal;
+mod listener;
 mod me;
 mod middleware;
 mod ops;
@@ -24,6 +25,7 @@ use utoipa_axum::routes;
 use std::sync::Arc;
 
 pub use gateway::Gateway;
+pub(crate) use listener::{Limits, serve};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -128,6 +130,10 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         limit: std::time::Duration::from_millis(state.settings.server.request_timeout_ms),
         gateway: gateway.clone(),
     };
+    let head_limits = middleware::HeadLimits {
+        max_header_bytes: state.settings.server.max_header_bytes,
+        max_uri_bytes: state.settings.server.max_uri_bytes,
+    };
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -144,6 +150,10 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
             middleware::timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            head_limits,
+            middleware::head_limits,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

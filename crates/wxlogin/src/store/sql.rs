@@ -7,7 +7,8 @@
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::query::Query;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
+    Type,
 };
 
 use super::rows::{
@@ -33,6 +34,7 @@ pub trait Backend: Send + Sync + 'static {
     const LOCK_READ_ROW: &'static str;
 
     fn pool(&self) -> &Pool<Self::Db>;
+    fn write_probe(&self) -> &WriteProbe;
     fn migrator() -> &'static Migrator;
     /// sqlx offers the count only on each driver's own result type.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
@@ -42,6 +44,30 @@ type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
 
 const USER_COLUMNS: &str =
     "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
+
+/// A connection that comes back to the pool still inside a transaction is closed instead of kept.
+///
+/// That happens when a `COMMIT` (or a statement) fails and the database has already ended the
+/// transaction itself, as SQLite does on a full disk: the `ROLLBACK` that sqlx sends when the
+/// transaction is dropped then fails too, sqlx still counts the transaction as open, and every
+/// later `BEGIN` on that connection would fail ("begin_with at non-zero transaction depth") for
+/// as long as the process lives. The ping first lets the dropped transaction's queued `ROLLBACK`
+/// run, so a healthy connection is never closed for it.
+pub(super) async fn close_if_in_transaction<C: Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    let keep = !conn.is_in_transaction();
+    if !keep {
+        tracing::warn!("a database connection was left in a failed transaction; closing it");
+    }
+    Ok(keep)
+}
+
+/// How long a successful write probe is trusted (`Store::check_writable`).
+const WRITE_PROBE_TTL_MS: i64 = 5_000;
+
+/// When the last write probe succeeded; one probe runs at a time.
+#[derive(Debug, Clone, Default)]
+pub struct WriteProbe(std::sync::Arc<tokio::sync::Mutex<Option<i64>>>);
 
 async fn begin_write<B: Backend>(store: &B) -> Result<Transaction<'static, B::Db>, StoreError> {
     store
@@ -81,6 +107,33 @@ where
             .execute(self.pool())
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn check_writable(&self, now: i64) -> Result<(), StoreError> {
+        let mut last_success = self.write_probe().0.lock().await;
+        if last_success.is_some_and(|at| (0..WRITE_PROBE_TTL_MS).contains(&(now - at))) {
+            return Ok(());
+        }
+        // A row no one else reads: a random hash, already expired, gone again before the commit.
+        let hash: [u8; 32] = rand::random();
+        let mut tx = begin_write(self).await?;
+        sqlx::query(
+            "INSERT INTO login_tickets \
+             (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at) \
+             VALUES ($1, '-', '-', NULL, $1, 0, 0)",
+        )
+        .bind(hash.as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_tickets WHERE hash = $1")
+            .bind(hash.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        *last_success = Some(now);
         Ok(())
     }
 

@@ -10,9 +10,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::StoreError;
 use super::rows::db_error;
-use super::sql::Backend;
+use super::sql::{Backend, WriteProbe, close_if_in_transaction};
+use super::{PoolSizing, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -24,6 +24,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    probe: WriteProbe,
 }
 
 impl SqliteStore {
@@ -34,6 +35,18 @@ impl SqliteStore {
 
     /// As `connect`, with a pool of at most `max_connections` (`database.max_connections`).
     pub async fn connect_sized(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_pooled(
+            path,
+            PoolSizing {
+                max_connections,
+                ..PoolSizing::default()
+            },
+        )
+        .await
+    }
+
+    /// As `connect`, with the pool's size and wait from `[database]`.
+    pub async fn connect_pooled(path: &Path, pool: PoolSizing) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -42,11 +55,16 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .after_release(|conn, _| Box::pin(close_if_in_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probe: WriteProbe::default(),
+        })
     }
 
     /// Closes the pool's connections (they would otherwise close when the last clone is dropped).
@@ -67,6 +85,10 @@ impl Backend for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn write_probe(&self) -> &WriteProbe {
+        &self.probe
     }
 
     fn migrator() -> &'static Migrator {

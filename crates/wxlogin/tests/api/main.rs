@@ -4,7 +4,9 @@
 mod helpers;
 
 mod cli;
+mod connections;
 mod discovery;
+mod faults;
 mod forward;
 mod internal;
 mod login;
