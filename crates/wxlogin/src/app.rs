@@ -24,6 +24,9 @@ pub enum StartError {
     Config(String),
     #[error("storage: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Opening or migrating the database failed; the URL is shown with its password redacted.
+    #[error("database {url}: {message}")]
+    Database { url: String, message: String },
     #[error("WeChat client: {0}")]
     Wechat(#[from] crate::wechat::WechatError),
     #[error("signing keys: {0}")]
@@ -37,6 +40,26 @@ pub enum StartError {
     },
 }
 
+/// The database's failure as an operator needs it: which database (password redacted) and the
+/// driver's cause (with any password it might quote removed).
+fn database_error(url: &str, error: &dyn std::fmt::Display) -> StartError {
+    StartError::Database {
+        url: crate::config::redact_url_password(url),
+        message: crate::config::scrub_url_secrets(&error.to_string(), url),
+    }
+}
+
+/// Opens the configured database and applies its migrations (serialised between instances that
+/// start together).
+pub async fn open_migrated_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+    let store = open_store(settings).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| database_error(&settings.database_url(), &e))?;
+    Ok(store)
+}
+
 /// Opens the configured database (SQLite file or PostgreSQL URL).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let url = settings.database_url();
@@ -45,7 +68,10 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
         acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect_pooled(&url, pool).await?))
+        let store = PostgresStore::connect_pooled(&url, pool)
+            .await
+            .map_err(|e| database_error(&url, &e))?;
+        Ok(Arc::new(store))
     } else {
         let path = std::path::Path::new(
             url.strip_prefix("sqlite://")
@@ -56,7 +82,10 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             std::fs::create_dir_all(dir)
                 .map_err(|e| StartError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
-        Ok(Arc::new(SqliteStore::connect_pooled(path, pool).await?))
+        let store = SqliteStore::connect_pooled(path, pool)
+            .await
+            .map_err(|e| database_error(&url, &e))?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -75,8 +104,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
     let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
         StartError::Config("security.sealing_key (or security.sealing_key_file) is required".into())
     })?;
-    let store = open_store(&settings).await?;
-    store.migrate().await?;
+    let store = open_migrated_store(&settings).await?;
     let keyring = crate::tokens::load_or_create(
         store.as_ref(),
         &sealing,

@@ -348,7 +348,9 @@ impl ApiError {
     pub fn headers_too_large(limit: usize, count: usize) -> Self {
         Self::new(
             ErrorCode::HeadersTooLarge,
-            format!("the request head is larger than {limit} bytes or has more than {count} headers"),
+            format!(
+                "the request head is larger than {limit} bytes or has more than {count} headers"
+            ),
         )
     }
 
@@ -421,20 +423,10 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         let cause: &dyn std::fmt::Display = &e;
         if e.is_unavailable() {
-            match &e {
-                crate::store::StoreError::Database(source) => {
-                    tracing::warn!(error = %source, "database unavailable");
-                }
-                _ => tracing::warn!(error = %cause, "database unavailable"),
-            }
+            tracing::warn!(error = %cause, "database unavailable");
             return Self::unavailable("the database is unavailable; retry later");
         }
-        match &e {
-            crate::store::StoreError::Database(source) => {
-                Self::internal(&format!("{cause}: {source}"))
-            }
-            _ => Self::internal(cause),
-        }
+        Self::internal(cause)
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub(crate) use redact::{redact_url_password, scrub_url_secrets};
 
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, ServiceSecret};

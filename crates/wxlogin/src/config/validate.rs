@@ -165,18 +165,48 @@ fn is_simulator(base_url: &str) -> bool {
 /// The connection limits and the pool's wait: bounded, so that a typo cannot disable them.
 fn connections(s: &Settings) -> Result<(), ConfigError> {
     let server = &s.server;
-    within("server.header_read_timeout_ms", server.header_read_timeout_ms, 100, 300_000)?;
-    within("server.idle_timeout_ms", server.idle_timeout_ms, 100, 3_600_000)?;
-    within("server.max_connections", server.max_connections as u64, 1, 1_000_000)?;
-    within("server.max_header_bytes", server.max_header_bytes as u64, 1_024, 1_048_576)?;
-    within("server.max_uri_bytes", server.max_uri_bytes as u64, 256, 65_534)?;
+    within(
+        "server.header_read_timeout_ms",
+        server.header_read_timeout_ms,
+        100,
+        300_000,
+    )?;
+    within(
+        "server.idle_timeout_ms",
+        server.idle_timeout_ms,
+        100,
+        3_600_000,
+    )?;
+    within(
+        "server.max_connections",
+        server.max_connections as u64,
+        1,
+        1_000_000,
+    )?;
+    within(
+        "server.max_header_bytes",
+        server.max_header_bytes as u64,
+        1_024,
+        1_048_576,
+    )?;
+    within(
+        "server.max_uri_bytes",
+        server.max_uri_bytes as u64,
+        256,
+        65_534,
+    )?;
     if server.max_uri_bytes > server.max_header_bytes {
         return Err(ConfigError::invalid(
             "server.max_uri_bytes",
             "must not exceed server.max_header_bytes",
         ));
     }
-    within("database.acquire_timeout_ms", s.database.acquire_timeout_ms, 100, 60_000)?;
+    within(
+        "database.acquire_timeout_ms",
+        s.database.acquire_timeout_ms,
+        100,
+        60_000,
+    )?;
     if s.database.acquire_timeout_ms >= server.request_timeout_ms {
         return Err(ConfigError::invalid(
             "database.acquire_timeout_ms",

@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn reads_the_soft_open_file_limit() {
         assert_eq!(soft_open_files(LIMITS), Some(1024));
-        assert_eq!(soft_open_files("Max open files  unlimited  unlimited files"), None);
+        assert_eq!(
+            soft_open_files("Max open files  unlimited  unlimited files"),
+            None
+        );
         assert_eq!(soft_open_files(""), None);
     }
 

@@ -113,7 +113,9 @@ pub enum StoreError {
     /// A stored value does not parse back (corruption or a manual edit).
     #[error("a stored value is invalid: {0}")]
     Corrupt(&'static str),
-    #[error("database error")]
+    /// The driver's text names the cause (e.g. "Connection refused", "database or disk is full")
+    /// and never a query's values.
+    #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
 
@@ -164,7 +166,10 @@ impl StoreError {
                             | SQLITE_FULL
                             | SQLITE_CANTOPEN
                     )
-                } else if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                } else if e
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
                     // 08: connection exception; 53: insufficient resources (disk full, out of
                     // memory, too many connections); 57P0x: the server is shutting down or
                     // starting; 25006: a read-only transaction (a standby); 40001, 40P01:

@@ -2,9 +2,9 @@
 
 use std::str::FromStr;
 
-use sqlx::Postgres;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Postgres};
 
 use super::rows::db_error;
 use super::sql::{Backend, WriteProbe, close_if_in_transaction};
@@ -64,6 +64,14 @@ impl PostgresStore {
         options: PgConnectOptions,
         pool: PoolSizing,
     ) -> Result<Self, StoreError> {
+        // One plain connection first: the pool would report an unreachable server only as
+        // "pool timed out", without the cause (refused, unknown host, authentication).
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(db_error)?
+            .close()
+            .await
+            .map_err(db_error)?;
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
@@ -90,6 +98,8 @@ impl Backend for PostgresStore {
     /// which wait for the other's row lock and then re-check their condition on the new row.
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_READ_ROW: &'static str = " FOR UPDATE";
+    /// sqlx's migrator holds `pg_advisory_lock` (keyed by the database name) for its run.
+    const MIGRATE_BEGIN: Option<&'static str> = None;
 
     fn pool(&self) -> &PgPool {
         &self.pool

@@ -29,6 +29,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens a transaction that will write. It must make concurrent writers of the same rows
     /// wait rather than fail.
     const BEGIN_WRITE: &'static str;
+    /// How a migration run excludes concurrent ones: `Some(begin)` runs the whole migrator inside
+    /// a transaction opened with it; `None` leaves it to the migrator (PostgreSQL: sqlx takes
+    /// `pg_advisory_lock` around the run).
+    const MIGRATE_BEGIN: Option<&'static str>;
     /// Appended to a read whose row the same transaction then updates, so that a concurrent
     /// writer cannot slip in between (`replace_avatar`).
     const LOCK_READ_ROW: &'static str;
@@ -53,7 +57,9 @@ const USER_COLUMNS: &str =
 /// later `BEGIN` on that connection would fail ("begin_with at non-zero transaction depth") for
 /// as long as the process lives. The ping first lets the dropped transaction's queued `ROLLBACK`
 /// run, so a healthy connection is never closed for it.
-pub(super) async fn close_if_in_transaction<C: Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+pub(super) async fn close_if_in_transaction<C: Connection>(
+    conn: &mut C,
+) -> Result<bool, sqlx::Error> {
     conn.ping().await?;
     let keep = !conn.is_in_transaction();
     if !keep {
@@ -99,7 +105,15 @@ where
     for<'r> i64: Decode<'r, B::Db>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
-        B::migrator().run(self.pool()).await.map_err(migrate_error)
+        let Some(begin) = B::MIGRATE_BEGIN else {
+            return B::migrator().run(self.pool()).await.map_err(migrate_error);
+        };
+        let mut tx = self.pool().begin_with(begin).await.map_err(db_error)?;
+        B::migrator()
+            .run_direct(&mut *tx)
+            .await
+            .map_err(migrate_error)?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -82,6 +82,10 @@ impl Backend for SqliteStore {
     /// SQLite has no row locks (nor `FOR UPDATE`); `BEGIN IMMEDIATE` already holds the database's
     /// only write lock.
     const LOCK_READ_ROW: &'static str = "";
+    /// SQLite has no advisory locks: instances starting together on one file take the write lock
+    /// for the whole run (waiting up to the busy timeout), so the second finds the schema done
+    /// instead of creating the same tables again.
+    const MIGRATE_BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

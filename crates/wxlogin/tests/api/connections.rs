@@ -53,7 +53,9 @@ async fn read_response(stream: &mut TcpStream) -> String {
 async fn open_then_closed(stream: &mut TcpStream, open: Duration) {
     let mut chunk = [0u8; 1024];
     assert!(
-        tokio::time::timeout(open, stream.read(&mut chunk)).await.is_err(),
+        tokio::time::timeout(open, stream.read(&mut chunk))
+            .await
+            .is_err(),
         "closed (or answered) within {open:?}, before its time"
     );
     closed_within(stream, PATIENCE).await;
@@ -106,7 +108,10 @@ async fn a_slowloris_client_is_closed_after_the_header_read_timeout() {
         }
     };
     assert!(closed, "the slow client was not cut off within 3 s");
-    assert!(lines >= 4, "cut off after {lines} lines, before the timeout");
+    assert!(
+        lines >= 4,
+        "cut off after {lines} lines, before the timeout"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +159,10 @@ async fn over_max_connections_new_ones_are_shed_while_open_ones_keep_working() {
         .unwrap();
     let shed = String::from_utf8(shed).unwrap();
     assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
-    assert!(shed.to_ascii_lowercase().contains("retry-after: 1"), "{shed}");
+    assert!(
+        shed.to_ascii_lowercase().contains("retry-after: 1"),
+        "{shed}"
+    );
     let body: serde_json::Value =
         serde_json::from_str(shed.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(body["error"], "unavailable");
@@ -183,7 +191,10 @@ async fn over_max_connections_new_ones_are_shed_while_open_ones_keep_working() {
         // Real time: the server's own task has to run to release the place.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(admitted, "a place freed by a closed connection is not reused");
+    assert!(
+        admitted,
+        "a place freed by a closed connection is not reused"
+    );
 }
 
 #[tokio::test]
@@ -238,7 +249,12 @@ async fn oversized_request_heads_get_431_and_long_targets_414_in_the_envelope() 
     assert_error(many.send().await.unwrap(), 431, "headers_too_large").await;
 
     let long = app.url(&format!("/healthz?q={}", "b".repeat(3_000)));
-    assert_error(app.http.get(long).send().await.unwrap(), 414, "uri_too_long").await;
+    assert_error(
+        app.http.get(long).send().await.unwrap(),
+        414,
+        "uri_too_long",
+    )
+    .await;
 
     // Within the limits all is as before.
     let response = app

@@ -73,7 +73,7 @@ impl FreshDatabase {
     }
 
     /// The PostgreSQL server's address, from the configured URL.
-    fn server(&self) -> String {
+    pub fn server(&self) -> String {
         let rest = self.admin_url.split_once("://").map_or("", |(_, r)| r);
         rest.split_once('@')
             .map_or(rest, |(_, h)| h)
@@ -186,12 +186,12 @@ async fn an_unreachable_postgres_gives_503_with_retry_after_within_the_acquire_t
 }
 
 /// A small tmpfs, unmounted (lazily, so open files cannot keep it) when dropped.
-struct Tmpfs {
+pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Self> {
+    pub fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -207,7 +207,7 @@ impl Tmpfs {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 }

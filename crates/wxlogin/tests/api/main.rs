@@ -19,5 +19,6 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod startup;
 mod store;
 mod wechat_client;
