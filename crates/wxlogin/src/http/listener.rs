@@ -107,6 +107,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut shed_count: u64 = 0;
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -120,7 +121,18 @@ pub(crate) async fn serve(
                         let router = router.clone();
                         connections.spawn(connection(stream, peer, router, limits, stop_rx.clone(), permit));
                     }
-                    Err(_) => shed(&stream),
+                    Err(_) => {
+                        shed(&stream);
+                        shed_count += 1;
+                        // A flood must not flood the log too: the 1st, 2nd, 4th, 8th, ...
+                        if shed_count.is_power_of_two() {
+                            tracing::warn!(
+                                max_connections = limits.max_connections,
+                                refused_so_far = shed_count,
+                                "too many open connections; new ones are refused"
+                            );
+                        }
+                    }
                 },
                 // The client gave up before we accepted it: nothing to do.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted
@@ -167,7 +179,6 @@ fn shed(stream: &TcpStream) {
     // A fresh socket's send buffer is empty, so the short answer fits without waiting; should it
     // not, the client sees the connection closed, which sheds the load just the same.
     let _ = stream.try_write(response.as_bytes());
-    tracing::warn!("too many open connections; a new one was refused");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
