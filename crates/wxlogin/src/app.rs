@@ -23,6 +23,9 @@ pub enum StartError {
     Config(String),
     #[error("storage: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Opening or migrating the database failed; the URL is shown with its password redacted.
+    #[error("database {url}: {message}")]
+    Database { url: String, message: String },
     #[error("WeChat client: {0}")]
     Wechat(#[from] crate::wechat::WechatError),
     #[error("signing keys: {0}")]
@@ -34,12 +37,38 @@ pub enum StartError {
     },
 }
 
+/// The database's failure as an operator needs it: which database (password redacted) and the
+/// driver's cause (with any password it might quote removed).
+fn database_error(url: &str, error: &dyn std::fmt::Display) -> StartError {
+    StartError::Database {
+        url: crate::config::redact_url_password(url),
+        message: crate::config::scrub_url_secrets(&error.to_string(), url),
+    }
+}
+
+/// Opens the configured database and applies its migrations (serialised between instances that
+/// start together).
+pub async fn open_migrated_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+    let store = open_store(settings).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| database_error(&settings.database_url(), &e))?;
+    Ok(store)
+}
+
 /// Opens the configured database (SQLite file or PostgreSQL URL).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let url = settings.database_url();
-    let max = settings.database.max_connections;
+    let pool = crate::store::PoolSizing {
+        max_connections: settings.database.max_connections,
+        acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+    };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect_sized(&url, max).await?))
+        let store = PostgresStore::connect_pooled(&url, pool)
+            .await
+            .map_err(|e| database_error(&url, &e))?;
+        Ok(Arc::new(store))
     } else {
         let path = std::path::Path::new(
             url.strip_prefix("sqlite://")
@@ -50,7 +79,10 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             std::fs::create_dir_all(dir)
                 .map_err(|e| StartError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
-        Ok(Arc::new(SqliteStore::connect_sized(path, max).await?))
+        let store = SqliteStore::connect_pooled(path, pool)
+            .await
+            .map_err(|e| database_error(&url, &e))?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -69,8 +101,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
     let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
         StartError::Config("security.sealing_key (or security.sealing_key_file) is required".into())
     })?;
-    let store = open_store(&settings).await?;
-    store.migrate().await?;
+    let store = open_migrated_store(&settings).await?;
     let keyring = crate::tokens::load_or_create(
         store.as_ref(),
         &sealing,
@@ -169,12 +200,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to
-    /// `server.shutdown_grace_ms`).
+    /// `server.shutdown_grace_ms`). Connections are bounded as `[server]` says
+    /// (`crate::http::serve`); each request carries the peer's `ConnectInfo<SocketAddr>`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = Duration::from_millis(self.state.settings.server.shutdown_grace_ms);
+        let limits = crate::http::Limits::new(
+            &self.state.settings.server,
+            self.state.settings.database.max_connections as usize,
+        );
         let refresher = crate::services::wechat_tokens::spawn_refresher(
             self.state.clone(),
             Duration::from_millis(self.state.settings.wechat.token_refresh_check_ms),
@@ -185,24 +220,7 @@ impl Application {
         ));
         let _stop_key_reloads = AbortOnDrop(key_reloads);
         let router = crate::http::router(self.state, self.gateway);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        // With the peer address, which `http::ClientIp` starts from.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        });
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => result,
-            () = async {
-                let _ = stopping_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; dropping the remaining requests");
-                Ok(())
-            }
-        }
+        crate::http::serve(self.listener, router, limits, shutdown).await
     }
 }
 

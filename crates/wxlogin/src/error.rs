@@ -41,7 +41,9 @@ pub enum ErrorCode {
     IdentityMismatch,
     IdentityConflict,
     PayloadTooLarge,
+    UriTooLong,
     UnsupportedMediaType,
+    HeadersTooLarge,
     StaleSessionKey,
     RateLimited,
     Internal,
@@ -55,7 +57,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/api.md`.
     #[cfg(test)]
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 28] = [
         Self::InvalidRequest,
         Self::InvalidCode,
         Self::InvalidTicket,
@@ -73,7 +75,9 @@ impl ErrorCode {
         Self::IdentityMismatch,
         Self::IdentityConflict,
         Self::PayloadTooLarge,
+        Self::UriTooLong,
         Self::UnsupportedMediaType,
+        Self::HeadersTooLarge,
         Self::StaleSessionKey,
         Self::RateLimited,
         Self::Internal,
@@ -104,6 +108,8 @@ impl ErrorCode {
             Self::IdentityMismatch => "identity_mismatch",
             Self::IdentityConflict => "identity_conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::StaleSessionKey => "stale_session_key",
             Self::RateLimited => "rate_limited",
@@ -135,6 +141,8 @@ impl ErrorCode {
                 StatusCode::CONFLICT
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::StaleSessionKey => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -330,6 +338,22 @@ impl ApiError {
         )
     }
 
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::new(
+            ErrorCode::UriTooLong,
+            format!("the request target is longer than {limit} bytes"),
+        )
+    }
+
+    pub fn headers_too_large(limit: usize, count: usize) -> Self {
+        Self::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request head is larger than {limit} bytes or has more than {count} headers"
+            ),
+        )
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnsupportedMediaType, message)
     }
@@ -398,12 +422,11 @@ impl From<WechatError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         let cause: &dyn std::fmt::Display = &e;
-        match &e {
-            crate::store::StoreError::Database(source) => {
-                Self::internal(&format!("{cause}: {source}"))
-            }
-            _ => Self::internal(cause),
+        if e.is_unavailable() {
+            tracing::warn!(error = %cause, "database unavailable");
+            return Self::unavailable("the database is unavailable; retry later");
         }
+        Self::internal(cause)
     }
 }
 

@@ -146,10 +146,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Migrate { config } => {
             let settings = load(config.as_deref())?;
             crate::telemetry::init(&settings.log);
-            let store = crate::app::open_store(&settings)
+            crate::app::open_migrated_store(&settings)
                 .await
                 .map_err(|e| e.to_string())?;
-            store.migrate().await.map_err(|e| e.to_string())?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -196,10 +195,9 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
     } else {
         std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
     };
-    let store = crate::app::open_store(settings)
+    let store = crate::app::open_migrated_store(settings)
         .await
         .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
     let report =
         crate::services::import::import_phones(store.as_ref(), &text, &crate::clock::system())
             .await

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub(crate) use redact::{redact_url_password, scrub_url_secrets};
 pub use trusted_proxies::TrustedProxy;
 
 use crate::crypto::SealingKey;
@@ -187,6 +188,18 @@ pub struct ServerSettings {
     /// Lets `serve` run with a `public_url` that is not https or names a loopback address (token
     /// issuer and avatar URLs then point there): for tests and local staging only.
     pub allow_insecure_public_url: bool,
+    /// A connection must deliver a complete request head (request line and headers) this long
+    /// after it opens or after it starts a new request, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection without a request in progress is closed after this long, in
+    /// milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most; beyond it new connections get a 503 and are closed.
+    pub max_connections: usize,
+    /// Largest accepted request head (request line and headers), in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Longest accepted request target (path and query), in bytes (414 beyond).
+    pub max_uri_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -201,6 +214,11 @@ impl Default for ServerSettings {
             avatar_max_bytes: 2 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             allow_insecure_public_url: false,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            max_header_bytes: 32_768,
+            max_uri_bytes: 8_192,
         }
     }
 }
@@ -212,6 +230,9 @@ pub struct DatabaseSettings {
     /// `server.data_dir` when absent.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// How long a query waits for a pool connection (or a new one to open) before the request
+    /// fails with 503, in milliseconds; less than `server.request_timeout_ms`.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -219,6 +240,7 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             max_connections: 10,
+            acquire_timeout_ms: 3_000,
         }
     }
 }

@@ -58,12 +58,18 @@ struct ServerView {
     avatar_max_bytes: u64,
     trusted_proxies: Vec<String>,
     allow_insecure_public_url: bool,
+    header_read_timeout_ms: u64,
+    idle_timeout_ms: u64,
+    max_connections: u64,
+    max_header_bytes: u64,
+    max_uri_bytes: u64,
 }
 
 #[derive(Serialize)]
 struct DatabaseView {
     url: String,
     max_connections: u32,
+    acquire_timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -138,10 +144,16 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                 .map(ToString::to_string)
                 .collect(),
             allow_insecure_public_url: s.server.allow_insecure_public_url,
+            header_read_timeout_ms: s.server.header_read_timeout_ms,
+            idle_timeout_ms: s.server.idle_timeout_ms,
+            max_connections: s.server.max_connections as u64,
+            max_header_bytes: s.server.max_header_bytes as u64,
+            max_uri_bytes: s.server.max_uri_bytes as u64,
         },
         database: DatabaseView {
             url: redact_url_password(&s.database_url()),
             max_connections: s.database.max_connections,
+            acquire_timeout_ms: s.database.acquire_timeout_ms,
         },
         security: SecurityView {
             sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),
@@ -221,8 +233,36 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
     toml::to_string(&view).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
 }
 
+/// `text` with every password of `url` (its userinfo's, a `password` parameter's, as written and
+/// percent-decoded) replaced: for error messages that might quote the URL.
+pub(crate) fn scrub_url_secrets(text: &str, url: &str) -> String {
+    let mut secrets = Vec::new();
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        secrets.extend(parsed.password().map(str::to_owned));
+        secrets.extend(
+            parsed
+                .query_pairs()
+                .filter(|(name, _)| name.to_ascii_lowercase().contains("password"))
+                .map(|(_, value)| value.into_owned()),
+        );
+    }
+    let decoded: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| {
+            reqwest::Url::parse(&format!("x://u:{s}@h"))
+                .ok()
+                .and_then(|u| u.password().map(str::to_owned))
+        })
+        .collect();
+    let mut text = text.to_owned();
+    for secret in secrets.iter().chain(&decoded).filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), REDACTED);
+    }
+    text
+}
+
 /// `postgres://user:pw@host/db?password=pw` → both passwords replaced.
-fn redact_url_password(url: &str) -> String {
+pub(crate) fn redact_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

@@ -17,6 +17,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     positive("server.body_limit_bytes", s.server.body_limit_bytes as u64)?;
     positive("server.shutdown_grace_ms", s.server.shutdown_grace_ms)?;
     positive("server.avatar_max_bytes", s.server.avatar_max_bytes as u64)?;
+    connections(s)?;
 
     if let Some(url) = &s.database.url {
         database_url(url)?;
@@ -107,16 +108,6 @@ fn tokens(s: &Settings) -> Result<(), ConfigError> {
         1,
         MAX_KEYRING_RELOAD_SECS,
     )
-}
-
-fn within(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::invalid(
-            key,
-            format!("must be between {min} and {max}"),
-        ));
-    }
-    Ok(())
 }
 
 pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(), ConfigError> {
@@ -248,6 +239,70 @@ fn is_loopback_host(host: &str) -> bool {
             domain == "localhost" || domain.ends_with(".localhost")
         }
     }
+}
+
+/// The connection limits and the pool's wait: bounded, so that a typo cannot disable them.
+fn connections(s: &Settings) -> Result<(), ConfigError> {
+    let server = &s.server;
+    within(
+        "server.header_read_timeout_ms",
+        server.header_read_timeout_ms,
+        100,
+        300_000,
+    )?;
+    within(
+        "server.idle_timeout_ms",
+        server.idle_timeout_ms,
+        100,
+        3_600_000,
+    )?;
+    within(
+        "server.max_connections",
+        server.max_connections as u64,
+        1,
+        1_000_000,
+    )?;
+    within(
+        "server.max_header_bytes",
+        server.max_header_bytes as u64,
+        1_024,
+        1_048_576,
+    )?;
+    within(
+        "server.max_uri_bytes",
+        server.max_uri_bytes as u64,
+        256,
+        65_534,
+    )?;
+    if server.max_uri_bytes > server.max_header_bytes {
+        return Err(ConfigError::invalid(
+            "server.max_uri_bytes",
+            "must not exceed server.max_header_bytes",
+        ));
+    }
+    within(
+        "database.acquire_timeout_ms",
+        s.database.acquire_timeout_ms,
+        100,
+        60_000,
+    )?;
+    if s.database.acquire_timeout_ms >= server.request_timeout_ms {
+        return Err(ConfigError::invalid(
+            "database.acquire_timeout_ms",
+            "must be less than server.request_timeout_ms",
+        ));
+    }
+    Ok(())
+}
+
+fn within(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(())
 }
 
 fn positive(key: &str, value: u64) -> Result<(), ConfigError> {

@@ -49,6 +49,47 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     response
 }
 
+/// Headers a request may carry at most.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// `server.max_uri_bytes` and `server.max_header_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_uri_bytes: usize,
+}
+
+/// Refuses a request target or head over its limit with 414 or 431 in the error envelope (hyper's
+/// own answers to heads beyond its buffer have no body; its buffer is set well above these limits).
+pub(crate) async fn head_limits(
+    State(limits): State<HeadLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let uri = request.uri();
+    let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return ApiError::uri_too_long(limits.max_uri_bytes).into_response();
+    }
+    let headers = request.headers();
+    // As on the wire: `METHOD target HTTP/1.1\r\n`, `name: value\r\n` each, `\r\n`.
+    let head_len = request.method().as_str().len()
+        + 1
+        + uri_len
+        + 11
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>()
+        + 2;
+    if headers.len() > MAX_HEADERS || head_len > limits.max_header_bytes {
+        return ApiError::headers_too_large(limits.max_header_bytes, MAX_HEADERS).into_response();
+    }
+    next.run(request).await
+}
+
 /// The request time limit, and the gateway whose routes are exempt from it.
 #[derive(Clone)]
 pub(crate) struct Timeout {

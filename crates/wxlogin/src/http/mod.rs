@@ -10,6 +10,7 @@ mod gateway;
 mod gateway_path;
 mod identity_headers;
 mod internal;
+mod listener;
 mod me;
 mod middleware;
 mod openapi_doc;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use client_ip::ClientIp;
 pub use gateway::Gateway;
+pub(crate) use listener::{Limits, serve};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -144,6 +146,10 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
     };
     let trusted_proxies: Arc<[crate::config::TrustedProxy]> =
         state.settings.server.trusted_proxies.clone().into();
+    let head_limits = middleware::HeadLimits {
+        max_header_bytes: state.settings.server.max_header_bytes,
+        max_uri_bytes: state.settings.server.max_uri_bytes,
+    };
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -163,6 +169,10 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(
             trusted_proxies,
             client_ip::client_ip,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            head_limits,
+            middleware::head_limits,
         ))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)

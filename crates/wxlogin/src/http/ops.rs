@@ -28,11 +28,13 @@ pub async fn healthz() -> axum::Json<Health> {
 pub async fn readyz(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, axum::Json<Health>), ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok((StatusCode::OK, axum::Json(Health { status: "ok" }))),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::unavailable("the database is not reachable"))
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return Err(ApiError::unavailable("the database is not reachable"));
     }
+    if let Err(e) = state.store.check_writable(state.clock.unix_millis()).await {
+        tracing::warn!(error = %e, "readiness check failed: the database refuses writes");
+        return Err(ApiError::unavailable("the database refuses writes"));
+    }
+    Ok((StatusCode::OK, axum::Json(Health { status: "ok" })))
 }

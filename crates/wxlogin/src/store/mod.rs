@@ -117,9 +117,87 @@ pub enum StoreError {
     /// A stored value does not parse back (corruption or a manual edit).
     #[error("a stored value is invalid: {0}")]
     Corrupt(&'static str),
-    #[error("database error")]
+    /// The driver's text names the cause (e.g. "Connection refused", "database or disk is full")
+    /// and never a query's values.
+    #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
+
+/// The pool of a store: `database.max_connections` and `database.acquire_timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizing {
+    pub max_connections: u32,
+    /// How long a query waits for a free (or newly opened) connection before failing with an
+    /// unavailable error, rather than hanging.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSizing {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
+}
+
+impl StoreError {
+    /// The database cannot serve right now but may soon: unreachable, no free connection within
+    /// `database.acquire_timeout_ms`, out of disk space, locked or read-only, shutting down. The
+    /// request is answered 503 with `Retry-After` rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => {
+                let code = e.code().unwrap_or_default();
+                if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // The primary result code is the low byte of the extended one.
+                    let primary = code.parse::<i32>().unwrap_or(0) & 0xff;
+                    matches!(
+                        primary,
+                        SQLITE_BUSY
+                            | SQLITE_LOCKED
+                            | SQLITE_NOMEM
+                            | SQLITE_READONLY
+                            | SQLITE_IOERR
+                            | SQLITE_FULL
+                            | SQLITE_CANTOPEN
+                    )
+                } else if e
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    // 08: connection exception; 53: insufficient resources (disk full, out of
+                    // memory, too many connections); 57P0x: the server is shutting down or
+                    // starting; 25006: a read-only transaction (a standby); 40001, 40P01:
+                    // serialization failure, deadlock.
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57P")
+                        || ["25006", "40001", "40P01"].contains(&code.as_ref())
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_NOMEM: i32 = 7;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -127,6 +205,10 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the database takes a write (a committed insert and delete of a probe row), for
+    /// `/readyz`: a full disk or a read-only file answer `SELECT 1` but refuse every write. A
+    /// success is trusted for a few seconds (`now`, Unix ms), so readiness checks stay cheap.
+    async fn check_writable(&self, now: i64) -> Result<(), StoreError>;
 
     async fn find_identity(
         &self,

@@ -1,25 +1,23 @@
 //! The PostgreSQL backend: shared by any number of wxlogin instances.
 
 use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Postgres};
 
-use super::StoreError;
 use super::rows::db_error;
-use super::sql::Backend;
+use super::sql::{Backend, WriteProbe, close_if_in_transaction};
+use super::{PoolSizing, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
-/// A request waits this long for a free connection before failing, rather than hanging.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    probe: WriteProbe,
 }
 
 impl PostgresStore {
@@ -30,8 +28,20 @@ impl PostgresStore {
 
     /// As `connect`, with a pool of at most `max_connections` (`database.max_connections`).
     pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_pooled(
+            url,
+            PoolSizing {
+                max_connections,
+                ..PoolSizing::default()
+            },
+        )
+        .await
+    }
+
+    /// As `connect`, with the pool's size and wait from `[database]`.
+    pub async fn connect_pooled(url: &str, pool: PoolSizing) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(db_error)?;
-        Self::connect_with(options, max_connections).await
+        Self::connect_with_pool(options, pool).await
     }
 
     /// Connects a pool with options built in code (e.g. a `search_path`).
@@ -39,13 +49,40 @@ impl PostgresStore {
         options: PgConnectOptions,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
+        Self::connect_with_pool(
+            options,
+            PoolSizing {
+                max_connections,
+                ..PoolSizing::default()
+            },
+        )
+        .await
+    }
+
+    /// As `connect_with`, with the pool's size and wait from `[database]`.
+    pub async fn connect_with_pool(
+        options: PgConnectOptions,
+        pool: PoolSizing,
+    ) -> Result<Self, StoreError> {
+        // One plain connection first: the pool would report an unreachable server only as
+        // "pool timed out", without the cause (refused, unknown host, authentication).
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(db_error)?
+            .close()
+            .await
+            .map_err(db_error)?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .after_release(|conn, _| Box::pin(close_if_in_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probe: WriteProbe::default(),
+        })
     }
 
     /// Closes the pool's connections (they would otherwise close when the last clone is dropped).
@@ -61,9 +98,15 @@ impl Backend for PostgresStore {
     /// which wait for the other's row lock and then re-check their condition on the new row.
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_READ_ROW: &'static str = " FOR UPDATE";
+    /// sqlx's migrator holds `pg_advisory_lock` (keyed by the database name) for its run.
+    const MIGRATE_BEGIN: Option<&'static str> = None;
 
     fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn write_probe(&self) -> &WriteProbe {
+        &self.probe
     }
 
     fn migrator() -> &'static Migrator {

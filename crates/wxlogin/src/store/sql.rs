@@ -7,7 +7,8 @@
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::query::Query;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
+    Type,
 };
 
 use super::rows::{
@@ -28,58 +29,51 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens a transaction that will write. It must make concurrent writers of the same rows
     /// wait rather than fail.
     const BEGIN_WRITE: &'static str;
+    /// How a migration run excludes concurrent ones: `Some(begin)` runs the whole migrator inside
+    /// a transaction opened with it; `None` leaves it to the migrator (PostgreSQL: sqlx takes
+    /// `pg_advisory_lock` around the run).
+    const MIGRATE_BEGIN: Option<&'static str>;
     /// Appended to a read whose row the same transaction then updates, so that a concurrent
     /// writer cannot slip in between (`replace_avatar`).
     const LOCK_READ_ROW: &'static str;
 
     fn pool(&self) -> &Pool<Self::Db>;
+    fn write_probe(&self) -> &WriteProbe;
     fn migrator() -> &'static Migrator;
     /// sqlx offers the count only on each driver's own result type.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
-    /// A file to hold locked while migrating, so that processes starting together on one database
-    /// do not apply a migration twice (the second would fail). PostgreSQL needs none: sqlx takes
-    /// an advisory lock there.
-    fn migration_lock_path(&self) -> Option<std::path::PathBuf> {
-        None
-    }
-}
-
-/// How long a start-up waits for another process's migrations before giving up.
-const MIGRATION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-async fn lock_migrations(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
-    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    let poll = std::time::Duration::from_millis(25);
-    let attempts = MIGRATION_LOCK_WAIT.as_millis() / poll.as_millis();
-    let mut attempt = 0;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < attempts => {
-                attempt += 1;
-                tokio::time::sleep(poll).await;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "another process holds the migration lock",
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
-    }
 }
 
 type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
 
 const USER_COLUMNS: &str =
     "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
+
+/// A connection that comes back to the pool still inside a transaction is closed instead of kept.
+///
+/// That happens when a `COMMIT` (or a statement) fails and the database has already ended the
+/// transaction itself, as SQLite does on a full disk: the `ROLLBACK` that sqlx sends when the
+/// transaction is dropped then fails too, sqlx still counts the transaction as open, and every
+/// later `BEGIN` on that connection would fail ("begin_with at non-zero transaction depth") for
+/// as long as the process lives. The ping first lets the dropped transaction's queued `ROLLBACK`
+/// run, so a healthy connection is never closed for it.
+pub(super) async fn close_if_in_transaction<C: Connection>(
+    conn: &mut C,
+) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    let keep = !conn.is_in_transaction();
+    if !keep {
+        tracing::warn!("a database connection was left in a failed transaction; closing it");
+    }
+    Ok(keep)
+}
+
+/// How long a successful write probe is trusted (`Store::check_writable`).
+const WRITE_PROBE_TTL_MS: i64 = 5_000;
+
+/// When the last write probe succeeded; one probe runs at a time.
+#[derive(Debug, Clone, Default)]
+pub struct WriteProbe(std::sync::Arc<tokio::sync::Mutex<Option<i64>>>);
 
 async fn begin_write<B: Backend>(store: &B) -> Result<Transaction<'static, B::Db>, StoreError> {
     store
@@ -111,12 +105,15 @@ where
     for<'r> i64: Decode<'r, B::Db>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
-        // Released when dropped, after the migrations.
-        let _lock = match self.migration_lock_path() {
-            Some(path) => Some(lock_migrations(&path).await?),
-            None => None,
+        let Some(begin) = B::MIGRATE_BEGIN else {
+            return B::migrator().run(self.pool()).await.map_err(migrate_error);
         };
-        B::migrator().run(self.pool()).await.map_err(migrate_error)
+        let mut tx = self.pool().begin_with(begin).await.map_err(db_error)?;
+        B::migrator()
+            .run_direct(&mut *tx)
+            .await
+            .map_err(migrate_error)?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -124,6 +121,33 @@ where
             .execute(self.pool())
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn check_writable(&self, now: i64) -> Result<(), StoreError> {
+        let mut last_success = self.write_probe().0.lock().await;
+        if last_success.is_some_and(|at| (0..WRITE_PROBE_TTL_MS).contains(&(now - at))) {
+            return Ok(());
+        }
+        // A row no one else reads: a random hash, already expired, gone again before the commit.
+        let hash: [u8; 32] = rand::random();
+        let mut tx = begin_write(self).await?;
+        sqlx::query(
+            "INSERT INTO login_tickets \
+             (hash, appid, openid, unionid, sealed_session_key, created_at, expires_at) \
+             VALUES ($1, '-', '-', NULL, $1, 0, 0)",
+        )
+        .bind(hash.as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_tickets WHERE hash = $1")
+            .bind(hash.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        *last_success = Some(now);
         Ok(())
     }
 

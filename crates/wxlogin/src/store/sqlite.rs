@@ -10,9 +10,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::StoreError;
 use super::rows::db_error;
-use super::sql::Backend;
+use super::sql::{Backend, WriteProbe, close_if_in_transaction};
+use super::{PoolSizing, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -24,8 +24,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// `<database>.migrate-lock`, beside the database file.
-    migration_lock: std::path::PathBuf,
+    probe: WriteProbe,
 }
 
 impl SqliteStore {
@@ -36,6 +35,18 @@ impl SqliteStore {
 
     /// As `connect`, with a pool of at most `max_connections` (`database.max_connections`).
     pub async fn connect_sized(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_pooled(
+            path,
+            PoolSizing {
+                max_connections,
+                ..PoolSizing::default()
+            },
+        )
+        .await
+    }
+
+    /// As `connect`, with the pool's size and wait from `[database]`.
+    pub async fn connect_pooled(path: &Path, pool: PoolSizing) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -44,15 +55,15 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .after_release(|conn, _| Box::pin(close_if_in_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        let mut migration_lock = path.as_os_str().to_owned();
-        migration_lock.push(".migrate-lock");
         Ok(Self {
             pool,
-            migration_lock: migration_lock.into(),
+            probe: WriteProbe::default(),
         })
     }
 
@@ -71,9 +82,17 @@ impl Backend for SqliteStore {
     /// SQLite has no row locks (nor `FOR UPDATE`); `BEGIN IMMEDIATE` already holds the database's
     /// only write lock.
     const LOCK_READ_ROW: &'static str = "";
+    /// SQLite has no advisory locks: instances starting together on one file take the write lock
+    /// for the whole run (waiting up to the busy timeout), so the second finds the schema done
+    /// instead of creating the same tables again.
+    const MIGRATE_BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn write_probe(&self) -> &WriteProbe {
+        &self.probe
     }
 
     fn migrator() -> &'static Migrator {
@@ -82,10 +101,5 @@ impl Backend for SqliteStore {
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
-    }
-
-    /// sqlx's SQLite migrator takes no lock of its own.
-    fn migration_lock_path(&self) -> Option<std::path::PathBuf> {
-        Some(self.migration_lock.clone())
     }
 }

@@ -1,0 +1,208 @@
+//! Start-up through the `wxlogin` binary: errors name their cause (without a database password),
+//! and instances that migrate one database at the same moment all succeed.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+use crate::faults::{FreshDatabase, Tmpfs};
+use crate::helpers::{DEMO_APPID, DEMO_SECRET};
+
+fn wxlogin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wxlogin"));
+    command
+        .env_remove("WXLOGIN_CONFIG")
+        .env_remove("WXLOGIN_DATABASE__URL")
+        .env("WXLOGIN_LOG", "warn");
+    command
+}
+
+/// A configuration for `serve --allow-mock` in `dir`, listening on `listen`.
+fn config(dir: &Path, listen: &str) -> std::path::PathBuf {
+    let sealing_key = wxlogin::crypto::SealingKey::generate_base64();
+    let text = format!(
+        "[server]\nlisten = \"{listen}\"\ndata_dir = \"{}\"\n\n[security]\nsealing_key = \
+         \"{sealing_key}\"\n\n[wechat]\nbase_url = \"http://127.0.0.1:9\"\n\n[[apps]]\n\
+         appid = \"{DEMO_APPID}\"\nsecret = \"{DEMO_SECRET}\"\n",
+        dir.display()
+    );
+    let path = dir.join("wxlogin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn serve(config: &Path, database_url: &str) -> Output {
+    wxlogin()
+        .args(["serve", "--allow-mock", "--config"])
+        .arg(config)
+        .env("WXLOGIN_DATABASE__URL", database_url)
+        .output()
+        .unwrap()
+}
+
+fn failed_with(output: &Output) -> String {
+    assert!(!output.status.success(), "it started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_database_directory_that_cannot_be_created_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "127.0.0.1:0");
+    // A regular file where a directory should be: not even root can create the directory.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let url = format!("sqlite://{}/file/sub/wxlogin.db", dir.path().display());
+    let stderr = failed_with(&serve(&config, &url));
+    assert!(stderr.contains("Not a directory"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = config(dir.path(), &taken.local_addr().unwrap().to_string());
+    let url = format!("sqlite://{}/wxlogin.db", dir.path().display());
+    let stderr = failed_with(&serve(&config, &url));
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(!stderr.contains("storage: database error"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_database_names_the_cause() {
+    let Some(disk) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let config = config(disk.path(), "127.0.0.1:0");
+    let url = format!("sqlite://{}/wxlogin.db", disk.path().display());
+    let migrated = wxlogin()
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .env("WXLOGIN_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    // Read-only for root too: the file system itself.
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(disk.path())
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let stderr = failed_with(&serve(&config, &url));
+    assert!(stderr.to_ascii_lowercase().contains("read"), "{stderr}");
+    assert!(!stderr.contains("storage: database error\n"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_postgres_names_the_cause_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "127.0.0.1:0");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://wxlogin:hunter2-secret@127.0.0.1:{port}/wxlogin");
+    let stderr = failed_with(&serve(&config, &url));
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}
+
+/// Starts `count` `wxlogin migrate` at once on `url` and asserts that they all succeed.
+fn migrate_at_once(dir: &Path, url: &str, count: usize) {
+    let config = config(dir, "127.0.0.1:0");
+    let children: Vec<_> = (0..count)
+        .map(|_| {
+            wxlogin()
+                .args(["migrate", "--config"])
+                .arg(&config)
+                .env("WXLOGIN_DATABASE__URL", url)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+const MIGRATIONS: i64 = 2;
+const TABLES: [&str; 6] = [
+    "users",
+    "wechat_identities",
+    "sessions",
+    "refresh_tokens",
+    "signing_keys",
+    "login_tickets",
+];
+
+#[tokio::test]
+async fn several_instances_migrating_one_empty_sqlite_file_at_once_all_succeed() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wxlogin.db");
+        let url = format!("sqlite://{}", db.display());
+        migrate_at_once(dir.path(), &url, 6);
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(applied, MIGRATIONS);
+        for table in TABLES {
+            let found: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(found, 1, "{table}");
+        }
+        conn.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn several_instances_migrating_one_empty_postgres_database_at_once_all_succeed() {
+    let Some(db) = FreshDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url();
+    let outcome = std::panic::catch_unwind(|| migrate_at_once(dir.path(), &url, 6));
+    let check = async {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_name = ANY($1)",
+        )
+        .bind(TABLES.map(str::to_owned).to_vec())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        (applied, tables)
+    };
+    let counts = if outcome.is_ok() {
+        Some(check.await)
+    } else {
+        None
+    };
+    db.drop_now().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(counts, Some((MIGRATIONS, TABLES.len() as i64)));
+}
