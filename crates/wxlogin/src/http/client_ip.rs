@@ -94,6 +94,7 @@ pub(crate) async fn client_ip(
         .map(|info| info.0.ip());
     if let Some(peer) = peer {
         let client = ClientIp::resolve(peer, request.headers(), &trusted);
+        tracing::Span::current().record("client_ip", tracing::field::display(client.ip()));
         request.extensions_mut().insert(client);
     }
     next.run(request).await

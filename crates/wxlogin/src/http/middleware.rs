@@ -25,20 +25,34 @@ fn request_id(request: &Request) -> String {
 }
 
 /// Outermost layer: gives the request an id (task-local, in its span and in the response header)
-/// and logs one line when it ends. The path is logged without its query string.
+/// and logs one line when it ends, with the route template (never the raw path, which may carry
+/// ids), the status, the duration, and the client address and user id once inner layers know them.
 pub async fn request_context(request: Request, next: Next) -> Response {
     let id = request_id(&request);
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("-", |path| path.as_str())
+        .to_owned();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %route,
+        client_ip = tracing::field::Empty,
+        user = tracing::field::Empty,
     );
     let header = HeaderValue::from_str(&id).ok();
+    let watch = crate::clock::Stopwatch::start();
     let mut response = REQUEST_ID
         .scope(id, async move {
             let response = next.run(request).await;
-            tracing::info!(status = response.status().as_u16(), "request finished");
+            let duration_ms = watch.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                status = response.status().as_u16(),
+                duration_ms = format_args!("{duration_ms:.1}"),
+                "request"
+            );
             response
         })
         .instrument(span)

@@ -372,3 +372,69 @@ async fn dev_takes_a_config_file_and_the_environment_over_its_generated_settings
     let status = stop_with_sigterm(child).await;
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn serve_logs_one_plain_line_per_request_with_route_status_duration_client_and_user() {
+    let wx = TestWechat::spawn().await;
+    let port = free_port();
+    let config = config(&wx.handle.base_url(), &format!("127.0.0.1:{port}"), true);
+    let child = wxlogin()
+        .args(["serve", "--allow-mock", "--config"])
+        .arg(&config.path)
+        .env("WXLOGIN_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/readyz")).await;
+    let code = wx.mock().mint_login_code(DEMO_APPID, "lena").unwrap().code;
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/v1/auth/wechat/login"))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = login["user"]["id"].as_str().unwrap().to_owned();
+    let me = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let mut child = child;
+    let stdout = child.stdout.take().unwrap();
+    let status = stop_with_sigterm(child).await;
+    assert!(status.success(), "{status}");
+    let text = std::io::read_to_string(stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes when the output is not a terminal"
+    );
+    let me_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("route=/v1/me ") && l.contains(" request "))
+        .collect();
+    assert_eq!(me_lines.len(), 1, "one line for GET /v1/me:\n{text}");
+    let line = me_lines[0];
+    for part in [
+        "method=GET",
+        "client_ip=127.0.0.1",
+        &format!("user={user}"),
+        "status=200",
+        "duration_ms=",
+        "request_id=",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("route=/v1/auth/wechat/login ") && l.contains("status=200")),
+        "the login's line:\n{text}"
+    );
+}
