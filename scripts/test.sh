@@ -10,6 +10,10 @@
 # The store tests run on SQLite always, and on PostgreSQL when WXLOGIN_TEST_POSTGRES_URL is set or a
 # server answers on 127.0.0.1:5432 (database `test`, user `postgres`); otherwise they say what they
 # skipped. In CI (CI=true) a missing PostgreSQL fails the run.
+#
+# Likewise the Redis shared-state tests: on WXLOGIN_TEST_REDIS_URL, or on database 15 of a server
+# answering on 127.0.0.1:6379 (each test uses a key prefix of its own); skipped otherwise, and in CI
+# a missing Redis fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,16 @@ if [ -n "${WXLOGIN_TEST_POSTGRES_URL:-}" ]; then
   echo "PostgreSQL store tests: ${WXLOGIN_TEST_POSTGRES_URL}"
 else
   echo "PostgreSQL store tests: skipped (no server on 127.0.0.1:5432; set WXLOGIN_TEST_POSTGRES_URL)"
+fi
+if [ -z "${WXLOGIN_TEST_REDIS_URL:-}" ] && command -v redis-cli >/dev/null 2>&1 \
+    && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  export WXLOGIN_TEST_REDIS_URL="redis://127.0.0.1:6379/15"
+fi
+if [ -n "${WXLOGIN_TEST_REDIS_URL:-}" ]; then
+  # Shown without a password it may carry.
+  echo "Redis shared-state tests: $(printf '%s' "${WXLOGIN_TEST_REDIS_URL}" | sed -E 's#(://[^:/@]*):[^@/]*@#\1:<redacted>@#')"
+else
+  echo "Redis shared-state tests: skipped (no server on 127.0.0.1:6379; set WXLOGIN_TEST_REDIS_URL)"
 fi
 
 # The token verification examples of docs/integrations.md run inside `cargo test` (wxlogin-verify's

@@ -10,7 +10,8 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::Gateway;
 use crate::shared::memory::MemoryState;
-use crate::shared::{CodeExchanges, SharedState};
+use crate::shared::redis::RedisState;
+use crate::shared::{CodeExchanges, SharedError, SharedState};
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
@@ -30,6 +31,9 @@ pub enum StartError {
     Wechat(#[from] crate::wechat::WechatError),
     #[error("signing keys: {0}")]
     Keys(String),
+    /// Redis did not answer at start; the URL is shown with its password redacted.
+    #[error("redis {url}: {message}")]
+    Redis { url: String, message: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -84,6 +88,37 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             .map_err(|e| database_error(&url, &e))?;
         Ok(Arc::new(store))
     }
+}
+
+/// Redis when configured (every instance then sees the same claims, leases, events and counters),
+/// else memory, which is right for one instance only.
+async fn open_shared_state(
+    settings: &Settings,
+    clock: SharedClock,
+) -> Result<SharedState, StartError> {
+    if !settings.redis.enabled() {
+        let url = settings.database_url();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            tracing::warn!(
+                "PostgreSQL without [redis]: the shared state (login-code claims, leases, \
+                 revocation events) stays in this process, so only one instance is safe; set \
+                 redis.url to run several"
+            );
+        }
+        return Ok(SharedState::from_one(Arc::new(MemoryState::new(clock))));
+    }
+    let redis = RedisState::connect(&settings.redis).await.map_err(
+        |SharedError::Unavailable(message)| StartError::Redis {
+            url: crate::config::redact_url_password(&settings.redis.url),
+            message,
+        },
+    )?;
+    tracing::info!(
+        url = %crate::config::redact_url_password(&settings.redis.url),
+        key_prefix = %settings.redis.key_prefix,
+        "shared state in Redis"
+    );
+    Ok(SharedState::from_one(Arc::new(redis)))
 }
 
 impl From<KeyringError> for StartError {
@@ -145,7 +180,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         apps.iter()
             .map(|(id, app)| (id.clone(), app.secret.clone())),
     );
-    let shared = SharedState::from_one(Arc::new(MemoryState::new(clock.clone())));
+    let shared = open_shared_state(&settings, clock.clone()).await?;
     Ok(AppState {
         settings: Arc::new(settings),
         clock,

@@ -101,6 +101,9 @@ fn example_documents_every_key_and_no_other() {
 public_url = "https://login.example.com"
 [database]
 url = "postgres://wx:pw@db/wxlogin"
+[redis]
+url = "redis://cache:6379/0"
+password = "redis-password"
 [security]
 sealing_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 [tokens]

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{
     AppSettings, ConfigError, DatabaseSettings, GatewaySettings, IdentityHeaderSettings,
-    LogSettings, Registration, SecuritySettings, ServerSettings, ServiceSettings, Settings,
-    TokenSettings, WechatSettings, validate,
+    LogSettings, RedisSettings, Registration, SecuritySettings, ServerSettings, ServiceSettings,
+    Settings, TokenSettings, WechatSettings, validate,
 };
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
@@ -21,6 +21,7 @@ use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
 struct RawSettings {
     server: ServerSettings,
     database: DatabaseSettings,
+    redis: RawRedis,
     security: RawSecurity,
     tokens: TokenSettings,
     wechat: WechatSettings,
@@ -36,6 +37,31 @@ struct RawSettings {
 struct RawSecurity {
     sealing_key: Option<String>,
     sealing_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRedis {
+    url: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    key_prefix: String,
+    connect_timeout_ms: u64,
+    response_timeout_ms: u64,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        let defaults = RedisSettings::default();
+        Self {
+            url: defaults.url,
+            password: None,
+            password_file: None,
+            key_prefix: defaults.key_prefix,
+            connect_timeout_ms: defaults.connect_timeout_ms,
+            response_timeout_ms: defaults.response_timeout_ms,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -127,6 +153,19 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
     .map(|text| SealingKey::parse(&text).map_err(|e| invalid_secret("security.sealing_key", e)))
     .transpose()?;
 
+    let redis = RedisSettings {
+        password: secret_text(
+            "redis.password",
+            raw.redis.password,
+            raw.redis.password_file,
+        )?
+        .filter(|password| !password.is_empty()),
+        url: raw.redis.url,
+        key_prefix: raw.redis.key_prefix,
+        connect_timeout_ms: raw.redis.connect_timeout_ms,
+        response_timeout_ms: raw.redis.response_timeout_ms,
+    };
+
     let mut apps = Vec::with_capacity(raw.apps.len());
     for (i, app) in raw.apps.into_iter().enumerate() {
         let key = format!("apps[{i}].secret");
@@ -153,6 +192,7 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server: raw.server,
         database: raw.database,
+        redis,
         security: SecuritySettings { sealing_key },
         tokens: raw.tokens,
         wechat: raw.wechat,

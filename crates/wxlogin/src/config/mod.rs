@@ -36,6 +36,7 @@ use crate::wechat::{ClientConfig, RetryPolicy, TokenMode};
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub redis: RedisSettings,
     pub security: SecuritySettings,
     pub tokens: TokenSettings,
     pub wechat: WechatSettings,
@@ -242,6 +243,53 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             acquire_timeout_ms: 3_000,
         }
+    }
+}
+
+/// The shared state of several instances (`src/shared/redis.rs`); off while `url` is empty.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://host:6379/0` or `rediss://...` (TLS); empty: no Redis, the shared state stays in
+    /// memory (one instance only).
+    pub url: String,
+    /// From `password` or `password_file`, put into the URL when connecting; never printed.
+    pub password: Option<String>,
+    /// Put before every key and the events channel, so deployments can share one Redis.
+    pub key_prefix: String,
+    /// Time limit to open a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time limit for an answer to one command, in milliseconds.
+    pub response_timeout_ms: u64,
+}
+
+impl RedisSettings {
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            password: None,
+            key_prefix: "wxlogin:".into(),
+            connect_timeout_ms: 2_000,
+            response_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// Passwords shown neither inline in the URL nor from `password`.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url_password(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .finish()
     }
 }
 

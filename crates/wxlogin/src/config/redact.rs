@@ -13,6 +13,7 @@ const REDACTED: &str = "<redacted>";
 struct View {
     server: ServerView,
     database: DatabaseView,
+    redis: RedisView,
     security: SecurityView,
     tokens: TokensView,
     wechat: WechatView,
@@ -70,6 +71,16 @@ struct DatabaseView {
     url: String,
     max_connections: u32,
     acquire_timeout_ms: u64,
+}
+
+#[derive(Serialize)]
+struct RedisView {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'static str>,
+    key_prefix: String,
+    connect_timeout_ms: u64,
+    response_timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -154,6 +165,13 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             url: redact_url_password(&s.database_url()),
             max_connections: s.database.max_connections,
             acquire_timeout_ms: s.database.acquire_timeout_ms,
+        },
+        redis: RedisView {
+            url: redact_url_password(&s.redis.url),
+            password: s.redis.password.as_ref().map(|_| REDACTED),
+            key_prefix: s.redis.key_prefix.clone(),
+            connect_timeout_ms: s.redis.connect_timeout_ms,
+            response_timeout_ms: s.redis.response_timeout_ms,
         },
         security: SecurityView {
             sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),

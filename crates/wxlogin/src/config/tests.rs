@@ -350,3 +350,66 @@ fn redacted_toml_shows_no_secret() {
     );
     assert!(!format!("{s:?}").contains(APP_SECRET));
 }
+
+#[test]
+fn redis_is_off_by_default_and_its_password_comes_from_a_file_unprinted() {
+    let defaults = Settings::default();
+    assert!(!defaults.redis.enabled());
+    assert_eq!(defaults.redis.key_prefix, "wxlogin:");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis-password");
+    std::fs::write(&file, "redis-file-secret\n").unwrap();
+    let s = Settings::from_toml_str(&format!(
+        "[redis]\nurl = \"rediss://cache.internal:6380/2\"\npassword_file = {:?}\nkey_prefix = \"shop:\"\n",
+        file.display().to_string()
+    ))
+    .unwrap();
+    assert!(s.redis.enabled());
+    assert_eq!(s.redis.password.as_deref(), Some("redis-file-secret"));
+    assert_eq!(s.redis.key_prefix, "shop:");
+    let printed = s.to_redacted_toml();
+    assert!(!printed.contains("redis-file-secret"), "{printed}");
+    assert!(printed.contains("password = \"<redacted>\""), "{printed}");
+    assert!(!format!("{s:?}").contains("redis-file-secret"));
+
+    let inline =
+        Settings::from_toml_str("[redis]\nurl = \"redis://:url-secret@cache:6379/0\"\n").unwrap();
+    assert!(!inline.to_redacted_toml().contains("url-secret"));
+    assert!(!format!("{inline:?}").contains("url-secret"));
+}
+
+#[test]
+fn redis_settings_are_checked() {
+    for (toml, expected) in [
+        (
+            "url = \"http://cache:6379\"",
+            "redis.url: must start with redis:// or rediss://",
+        ),
+        ("url = \"not a url\"", "redis.url: is not a URL"),
+        (
+            "password = \"pw\"",
+            "redis.password: is set but redis.url is empty",
+        ),
+        (
+            "url = \"redis://:a@cache/0\"\npassword = \"b\"",
+            "redis.password: is given twice",
+        ),
+        (
+            "connect_timeout_ms = 0",
+            "redis.connect_timeout_ms: must be between 10 and 60000",
+        ),
+        (
+            "response_timeout_ms = 60001",
+            "redis.response_timeout_ms: must be between 10 and 60000",
+        ),
+        (
+            "key_prefix = \"a b\"",
+            "redis.key_prefix: must be at most 64 characters",
+        ),
+    ] {
+        let e = error(&format!("[redis]\n{toml}\n"));
+        assert!(e.contains(expected), "{toml}: {e}");
+        assert!(!e.contains("cache:6379"), "{e}");
+    }
+}

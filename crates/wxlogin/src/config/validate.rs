@@ -23,6 +23,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         database_url(url)?;
     }
 
+    redis(s)?;
     gateway(s)?;
     positive(
         "database.max_connections",
@@ -290,6 +291,65 @@ fn connections(s: &Settings) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             "database.acquire_timeout_ms",
             "must be less than server.request_timeout_ms",
+        ));
+    }
+    Ok(())
+}
+
+/// Redis: a `redis://` or `rediss://` URL when on; its time limits bounded either way, so a typo
+/// can neither disable them nor make every request wait for a dead server.
+fn redis(s: &Settings) -> Result<(), ConfigError> {
+    let redis = &s.redis;
+    within(
+        "redis.connect_timeout_ms",
+        redis.connect_timeout_ms,
+        10,
+        60_000,
+    )?;
+    within(
+        "redis.response_timeout_ms",
+        redis.response_timeout_ms,
+        10,
+        60_000,
+    )?;
+    if redis.response_timeout_ms >= s.server.request_timeout_ms {
+        return Err(ConfigError::invalid(
+            "redis.response_timeout_ms",
+            "must be less than server.request_timeout_ms",
+        ));
+    }
+    let prefix = &redis.key_prefix;
+    if prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::invalid(
+            "redis.key_prefix",
+            "must be at most 64 characters without spaces",
+        ));
+    }
+    if !redis.enabled() {
+        if redis.password.is_some() {
+            return Err(ConfigError::invalid(
+                "redis.password",
+                "is set but redis.url is empty",
+            ));
+        }
+        return Ok(());
+    }
+    // Not echoed: the URL may carry a password.
+    let url = Url::parse(&redis.url)
+        .map_err(|_| ConfigError::invalid("redis.url", "is not a URL (redis://host:6379/0)"))?;
+    if !matches!(url.scheme(), "redis" | "rediss") {
+        return Err(ConfigError::invalid(
+            "redis.url",
+            "must start with redis:// or rediss://",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid("redis.url", "must name a host"));
+    }
+    if redis.password.is_some() && url.password().is_some() {
+        return Err(ConfigError::invalid(
+            "redis.password",
+            "is given twice: in redis.url and as redis.password",
         ));
     }
     Ok(())

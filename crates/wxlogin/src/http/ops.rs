@@ -36,5 +36,9 @@ pub async fn readyz(
         tracing::warn!(error = %e, "readiness check failed: the database refuses writes");
         return Err(ApiError::unavailable("the database refuses writes"));
     }
+    if let Err(e) = state.shared.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: the shared state does not answer");
+        return Err(ApiError::unavailable("the shared state is not reachable"));
+    }
     Ok((StatusCode::OK, axum::Json(Health { status: "ok" })))
 }

@@ -9,11 +9,13 @@
 //! - [`Counters`]: counts per key in a fixed window (rate limits).
 //!
 //! Every call is async and fallible because the state may live in a network store; the in-memory
-//! implementation ([`memory`]) serves a single instance. Only the composition root (`app.rs`) names
-//! an implementation; everything else holds a [`SharedState`].
+//! implementation ([`memory`]) serves a single instance, the Redis one ([`redis`]) any number.
+//! Only the composition root (`app.rs`) names an implementation; everything else holds a
+//! [`SharedState`].
 
 mod flight;
 pub mod memory;
+pub mod redis;
 
 pub(crate) use flight::CodeExchanges;
 
@@ -69,6 +71,11 @@ pub enum Revocation {
     User(UserId),
     /// The signing keys changed: reload the keyring.
     SigningKeys,
+    /// Events may have been missed (the connection to the shared state was lost and has come
+    /// back): treat it like `RecvError::Lagged`, i.e. assume anything may have been revoked and
+    /// drop whatever was cached. Sent by an implementation to its own receivers; services never
+    /// publish it.
+    Resync,
 }
 
 /// Publish and subscribe for [`Revocation`]s.
@@ -77,7 +84,9 @@ pub trait Events: Send + Sync {
     async fn publish(&self, event: Revocation) -> Result<(), SharedError>;
 
     /// Every event published from now on, by any instance. A receiver that falls behind is told how
-    /// many it missed (`RecvError::Lagged`) and must then assume anything may have been revoked.
+    /// many it missed (`RecvError::Lagged`) and must then assume anything may have been revoked;
+    /// [`Revocation::Resync`] means the same, for events missed while the implementation was cut
+    /// off from the other instances (it re-sends nothing it did not receive).
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
 }
 
@@ -89,6 +98,12 @@ pub trait Counters: Send + Sync {
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError>;
 }
 
+/// Whether the shared state answers (readiness).
+#[async_trait]
+pub trait Ping: Send + Sync {
+    async fn ping(&self) -> Result<(), SharedError>;
+}
+
 /// The seam as the services hold it; cheap to clone.
 #[derive(Clone)]
 pub struct SharedState {
@@ -96,19 +111,26 @@ pub struct SharedState {
     pub leases: Arc<dyn Leases>,
     pub events: Arc<dyn Events>,
     pub counters: Arc<dyn Counters>,
+    health: Arc<dyn Ping>,
 }
 
 impl SharedState {
     /// One implementation serving every function.
     pub fn from_one<T>(implementation: Arc<T>) -> Self
     where
-        T: Claims + Leases + Events + Counters + 'static,
+        T: Claims + Leases + Events + Counters + Ping + 'static,
     {
         Self {
             claims: implementation.clone(),
             leases: implementation.clone(),
             events: implementation.clone(),
-            counters: implementation,
+            counters: implementation.clone(),
+            health: implementation,
         }
+    }
+
+    /// Whether the shared state answers: always for memory, a `PING` for Redis.
+    pub async fn ping(&self) -> Result<(), SharedError> {
+        self.health.ping().await
     }
 }

@@ -28,6 +28,7 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod shared;
 mod startup;
 mod store;
 mod token_checks;

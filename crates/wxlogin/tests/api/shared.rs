@@ -1,0 +1,569 @@
+//! The shared-state seam's conformance suite, run on memory and on Redis (WXLOGIN_TEST_REDIS_URL),
+//! through the library API. Each Redis test uses a key prefix of its own, so tests never collide.
+//!
+//! "Instances" are separate `SharedState`s over one backing state: for memory the same
+//! `MemoryState` (one process), for Redis separate connections with the same prefix, as N servers
+//! behind a load balancer have.
+//!
+//! Time: memory runs on a `ManualClock`; Redis expires keys by its own clock, so where an expiry
+//! must pass the TTLs are a few hundred milliseconds of real time (about 1.5 s in all, each
+//! marked).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::Receiver;
+use wxlogin::clock::ManualClock;
+use wxlogin::config::RedisSettings;
+use wxlogin::domain::{SessionId, UserId};
+use wxlogin::shared::memory::MemoryState;
+use wxlogin::shared::redis::RedisState;
+use wxlogin::shared::{Revocation, SharedState};
+
+use crate::helpers::{TestApp, in_ci, skip_outside_ci};
+
+const REDIS_URL_VAR: &str = "WXLOGIN_TEST_REDIS_URL";
+/// Expiries that must really pass on Redis are this short.
+const SHORT_TTL: Duration = Duration::from_millis(300);
+const LONG_TTL: Duration = Duration::from_secs(30);
+
+/// Tests that count on pub/sub delivery, and the one that kills every pub/sub connection, take turns.
+static PUBSUB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The Redis settings for a fresh prefix, or `None` (said once) outside CI without Redis.
+fn redis_settings() -> Option<RedisSettings> {
+    let Ok(url) = std::env::var(REDIS_URL_VAR) else {
+        assert!(!in_ci(), "CI=true but {REDIS_URL_VAR} is not set");
+        static NOTICE: std::sync::Once = std::sync::Once::new();
+        NOTICE.call_once(|| {
+            skip_outside_ci("Redis shared-state tests", &format!("set {REDIS_URL_VAR}"))
+        });
+        return None;
+    };
+    Some(RedisSettings {
+        url,
+        key_prefix: format!("wxtest:{:016x}:", rand::random::<u64>()),
+        ..RedisSettings::default()
+    })
+}
+
+async fn connect(settings: &RedisSettings) -> RedisState {
+    RedisState::connect(settings)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {REDIS_URL_VAR} is unreachable: {e}"))
+}
+
+/// Some instances over one backing state, and how time passes for it.
+struct Subject {
+    name: &'static str,
+    instances: Vec<SharedState>,
+    clock: Option<ManualClock>,
+}
+
+impl Subject {
+    fn one(&self) -> &SharedState {
+        &self.instances[0]
+    }
+
+    fn two(&self) -> &SharedState {
+        &self.instances[1]
+    }
+
+    /// Lets `by` pass: on the manual clock, or for real for Redis.
+    async fn pass(&self, by: Duration) {
+        match &self.clock {
+            Some(clock) => clock.advance(by),
+            None => tokio::time::sleep(by).await,
+        }
+    }
+}
+
+/// Memory always; Redis too when configured.
+async fn subjects() -> Vec<Subject> {
+    let clock = ManualClock::starting_now();
+    let memory = SharedState::from_one(Arc::new(MemoryState::new(clock.shared())));
+    let mut subjects = vec![Subject {
+        name: "memory",
+        instances: vec![memory.clone(), memory],
+        clock: Some(clock),
+    }];
+    if let Some(settings) = redis_settings() {
+        let instances = vec![
+            SharedState::from_one(Arc::new(connect(&settings).await)),
+            SharedState::from_one(Arc::new(connect(&settings).await)),
+        ];
+        subjects.push(Subject {
+            name: "redis",
+            instances,
+            clock: None,
+        });
+    }
+    subjects
+}
+
+#[tokio::test]
+async fn a_claim_is_won_once_until_it_expires() {
+    for s in subjects().await {
+        let name = s.name;
+        assert!(
+            s.one().claims.claim(&[1; 32], SHORT_TTL).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !s.two().claims.claim(&[1; 32], SHORT_TTL).await.unwrap(),
+            "{name}: the other instance loses"
+        );
+        assert!(
+            !s.one().claims.claim(&[1; 32], SHORT_TTL).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            s.two().claims.claim(&[2; 32], SHORT_TTL).await.unwrap(),
+            "{name}"
+        );
+        // Real time on Redis: 350 ms.
+        s.pass(SHORT_TTL + Duration::from_millis(50)).await;
+        assert!(
+            s.two().claims.claim(&[1; 32], SHORT_TTL).await.unwrap(),
+            "{name}: expired"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_released_or_expired() {
+    for s in subjects().await {
+        let name = s.name;
+        let (one, two) = (&s.one().leases, &s.two().leases);
+        let first = one
+            .try_acquire("refresh:wx1", LONG_TTL)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            two.try_acquire("refresh:wx1", LONG_TTL)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        assert!(
+            two.try_acquire("refresh:wx2", LONG_TTL)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        one.release(&first).await.unwrap();
+        let second = two
+            .try_acquire("refresh:wx1", SHORT_TTL)
+            .await
+            .unwrap()
+            .unwrap();
+        // The first holder's late release frees nothing now.
+        one.release(&first).await.unwrap();
+        assert!(
+            one.try_acquire("refresh:wx1", LONG_TTL)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: token checked"
+        );
+        // Real time on Redis: 350 ms.
+        s.pass(SHORT_TTL + Duration::from_millis(50)).await;
+        let third = one
+            .try_acquire("refresh:wx1", LONG_TTL)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(second.token, third.token, "{name}");
+        // The expired holder's release leaves the new holder's lease in place.
+        two.release(&second).await.unwrap();
+        assert!(
+            two.try_acquire("refresh:wx1", LONG_TTL)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn acquire_waits_for_the_release() {
+    for s in subjects().await {
+        let name = s.name;
+        let held = s.one().leases.acquire("avatars", LONG_TTL).await.unwrap();
+        let waiter = {
+            let leases = s.two().leases.clone();
+            tokio::spawn(async move { leases.acquire("avatars", LONG_TTL).await.unwrap() })
+        };
+        // A few polls of the waiter (real time, 100 ms).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiter.is_finished(),
+            "{name}: waits while the lease is held"
+        );
+        s.one().leases.release(&held).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the waiter got the lease"))
+            .unwrap();
+        assert_ne!(next.token, held.token, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn counters_count_within_their_window() {
+    for s in subjects().await {
+        let name = s.name;
+        let window = Duration::from_millis(400);
+        let (count, left) = s
+            .one()
+            .counters
+            .increment("login:ip", window)
+            .await
+            .unwrap();
+        assert_eq!(count, 1, "{name}");
+        assert!(left <= window && left > Duration::ZERO, "{name}: {left:?}");
+        // Real time on Redis: 100 ms.
+        s.pass(Duration::from_millis(100)).await;
+        let (count, left) = s
+            .two()
+            .counters
+            .increment("login:ip", window)
+            .await
+            .unwrap();
+        assert_eq!(count, 2, "{name}: counted across instances");
+        assert!(
+            left <= Duration::from_millis(300) && left > Duration::ZERO,
+            "{name}: {left:?}"
+        );
+        if s.clock.is_some() {
+            assert_eq!(left, Duration::from_millis(300), "{name}");
+        }
+        assert_eq!(
+            s.one()
+                .counters
+                .increment("login:other", window)
+                .await
+                .unwrap()
+                .0,
+            1,
+            "{name}"
+        );
+        // Real time on Redis: 350 ms.
+        s.pass(Duration::from_millis(350)).await;
+        assert_eq!(
+            s.one()
+                .counters
+                .increment("login:ip", window)
+                .await
+                .unwrap()
+                .0,
+            1,
+            "{name}: a new window"
+        );
+    }
+}
+
+async fn next(receiver: &mut Receiver<Revocation>, name: &str) -> Revocation {
+    tokio::time::timeout(Duration::from_secs(3), receiver.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no event within 3 s"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn subscribers_of_every_instance_hear_every_event() {
+    let _turn = PUBSUB.lock().await;
+    for s in subjects().await {
+        let name = s.name;
+        let mut one = s.one().events.subscribe();
+        let mut two = s.two().events.subscribe();
+        let user = UserId::generate(std::time::UNIX_EPOCH);
+        let session = SessionId::generate(std::time::UNIX_EPOCH);
+        s.one()
+            .events
+            .publish(Revocation::User(user.clone()))
+            .await
+            .unwrap();
+        s.two()
+            .events
+            .publish(Revocation::Session(session.clone()))
+            .await
+            .unwrap();
+        s.one()
+            .events
+            .publish(Revocation::SigningKeys)
+            .await
+            .unwrap();
+        for receiver in [&mut one, &mut two] {
+            assert_eq!(next(receiver, name).await, Revocation::User(user.clone()));
+            assert_eq!(
+                next(receiver, name).await,
+                Revocation::Session(session.clone())
+            );
+            assert_eq!(next(receiver, name).await, Revocation::SigningKeys);
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_instances_share_nothing_across_prefixes() {
+    let (Some(a), Some(b)) = (redis_settings(), redis_settings()) else {
+        return;
+    };
+    let (a, b) = (connect(&a).await, connect(&b).await);
+    let (a, b) = (
+        SharedState::from_one(Arc::new(a)),
+        SharedState::from_one(Arc::new(b)),
+    );
+    assert!(a.claims.claim(&[7; 32], LONG_TTL).await.unwrap());
+    assert!(
+        b.claims.claim(&[7; 32], LONG_TTL).await.unwrap(),
+        "another deployment's key"
+    );
+    assert!(
+        a.leases
+            .try_acquire("avatars", LONG_TTL)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.leases
+            .try_acquire("avatars", LONG_TTL)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    a.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_subscriber_keeps_hearing_after_its_connection_is_killed() {
+    let Some(settings) = redis_settings() else {
+        return;
+    };
+    let _turn = PUBSUB.lock().await;
+    let listener = SharedState::from_one(Arc::new(connect(&settings).await));
+    let publisher = SharedState::from_one(Arc::new(connect(&settings).await));
+    let mut events = listener.events.subscribe();
+    publisher
+        .events
+        .publish(Revocation::SigningKeys)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut events, "before").await, Revocation::SigningKeys);
+
+    let admin = redis::Client::open(settings.url.as_str()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        killed >= 2,
+        "both instances' subscriptions were killed ({killed})"
+    );
+
+    // Subscribed again (after the first backoff step): whatever was published in between is lost,
+    // which the receiver is told instead of being sent anything made up.
+    assert_eq!(
+        next(&mut events, "after the kill").await,
+        Revocation::Resync
+    );
+    let user = UserId::generate(std::time::UNIX_EPOCH);
+    publisher
+        .events
+        .publish(Revocation::User(user.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut events, "after the kill").await,
+        Revocation::User(user)
+    );
+    // Commands went on over the command connection all along.
+    listener.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_start_fails_clearly_without_showing_the_password() {
+    // Nothing listens on port 1; `rediss://` is built in (rustls), so it fails the same way.
+    for url in ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0"] {
+        let settings = RedisSettings {
+            url: url.into(),
+            password: Some("redis-start-secret".into()),
+            connect_timeout_ms: 200,
+            ..RedisSettings::default()
+        };
+        let Err(e) = RedisState::connect(&settings).await else {
+            panic!("connected to nothing");
+        };
+        let text = e.to_string();
+        assert!(text.contains("unavailable: redis connect"), "{url}: {text}");
+        assert!(!text.contains("redis-start-secret"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn two_servers_sharing_redis_send_one_login_code_to_wechat_once() {
+    let Some(settings) = redis_settings() else {
+        return;
+    };
+    let redis = settings.clone();
+    let a = TestApp::spawn_with(|s| s.redis = redis).await;
+    let database = a.state.settings.database_url();
+    let sealing_key = a.state.settings.security.sealing_key.clone();
+    let simulator = a.wx.handle.base_url();
+    let b = TestApp::spawn_with(move |s| {
+        s.redis = settings;
+        s.database.url = Some(database);
+        s.security.sealing_key = sealing_key;
+        s.wechat.base_url = simulator;
+    })
+    .await;
+    let body =
+        serde_json::json!({ "code": a.code_for("alice"), "appid": crate::helpers::DEMO_APPID });
+    let (first, second) = tokio::join!(
+        a.post_json("/v1/auth/wechat/login", body.clone()),
+        b.post_json("/v1/auth/wechat/login", body),
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 400],
+        "one server logs in, the other refuses the used code"
+    );
+    let refused = if first.status() == 400 { first } else { second };
+    crate::helpers::assert_error(refused, 400, "invalid_code").await;
+    assert_eq!(
+        a.wx.calls("jscode2session").await,
+        1,
+        "the code reached WeChat once"
+    );
+
+    // Both answer ready while Redis does.
+    for app in [&a, &b] {
+        let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+    }
+}
+
+/// A TCP relay to Redis that a test can cut and restore, as a network fault would: while cut, open
+/// connections are closed and new ones are dropped at once.
+struct Relay {
+    url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(redis_url: &str) -> Self {
+        let mut url = reqwest::Url::parse(redis_url).unwrap();
+        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port()))
+            .unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let (up, connections) = (up.clone(), connections.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    let target = target.clone();
+                    let relay = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(relay);
+                }
+            }
+        });
+        Self {
+            url: url.to_string(),
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test]
+async fn while_redis_is_cut_logins_fail_closed_and_the_server_recovers_without_restart() {
+    let Some(mut settings) = redis_settings() else {
+        return;
+    };
+    let relay = Relay::to(&settings.url).await;
+    settings.url = relay.url.clone();
+    settings.response_timeout_ms = 300;
+    let app = TestApp::spawn_with(|s| s.redis = settings).await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    relay.cut();
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    crate::helpers::assert_error(ready, 503, "unavailable").await;
+    let login = app
+        .post_json(
+            "/v1/auth/wechat/login",
+            serde_json::json!({ "code": app.code_for("bob"), "appid": crate::helpers::DEMO_APPID }),
+        )
+        .await;
+    crate::helpers::assert_error(login, 503, "unavailable").await;
+    assert_eq!(
+        app.wx.calls("jscode2session").await,
+        0,
+        "no code reaches WeChat unclaimed"
+    );
+
+    relay.restore();
+    // The command connection reconnects by itself (real time: well under a second here).
+    let mut ready = false;
+    for _ in 0..50 {
+        let status = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "ready again once Redis is back");
+    app.login("bob").await;
+}
