@@ -99,14 +99,14 @@ client_secret = "{DEV_SERVICE_SECRET}"
         .map_err(|e| format!("the generated dev settings: {e}"))
 }
 
-/// The settings `dev` runs with (see the module docs for the layers).
-fn dev_settings(args: &DevArgs, mock_url: &str) -> Result<Settings, String> {
+/// The settings `dev` runs with (see the module docs for the layers), but for `wechat.base_url`,
+/// which points at the simulator once it is bound.
+fn dev_settings(args: &DevArgs) -> Result<Settings, String> {
     let mut settings = Settings::load_over(generated(&args.data_dir)?, args.config.as_deref())
         .map_err(|e| e.to_string())?;
     if let Some(listen) = args.listen {
         settings.server.listen = listen;
     }
-    settings.wechat.base_url = mock_url.to_owned();
     Ok(settings)
 }
 
@@ -140,8 +140,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     check_loopback("the simulator", args.mock_listen, args.public)?;
-    // The simulator's real address is known only once it is bound; check the rest first.
-    let settings = dev_settings(&args, "http://127.0.0.1:1")?;
+    let mut settings = dev_settings(&args)?;
     crate::telemetry::init(&settings.log);
     check_loopback("wxlogin", settings.server.listen, args.public)?;
     let mock_listener = tokio::net::TcpListener::bind(args.mock_listen)
@@ -154,7 +153,6 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
         })?;
     let mock_addr = mock_listener.local_addr().map_err(|e| e.to_string())?;
     let mock_url = format!("http://{mock_addr}");
-    let mut settings = settings;
     settings.wechat.base_url = mock_url.clone();
     let mock_config = simulator_config(&settings);
     let app = Application::build(settings, crate::clock::system())
