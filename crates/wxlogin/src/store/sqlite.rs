@@ -54,13 +54,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
+        let pool_options = SqlitePoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
-            .after_release(|conn, _| Box::pin(close_if_in_transaction(conn)))
-            .connect_with(options)
-            .await
-            .map_err(db_error)?;
+            .after_release(|conn, _| Box::pin(close_if_in_transaction(conn)));
+        let mut waited = Duration::ZERO;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && waited < BUSY_TIMEOUT => {
+                    let pause = Duration::from_millis(10 + u64::from(rand::random::<u8>() % 51));
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                }
+                Err(e) => return Err(db_error(e)),
+            }
+        };
         Ok(Self {
             pool,
             probe: WriteProbe::default(),
@@ -71,6 +80,22 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether SQLite refused for a lock another connection holds (SQLITE_BUSY or SQLITE_LOCKED,
+/// with any extended code).
+///
+/// Opening a file still in rollback mode switches it to WAL, which upgrades the connection's read
+/// to a write; SQLite answers that upgrade with SQLITE_BUSY at once, without the busy timeout,
+/// while another connection holds the write lock. Instances starting together on one new file do
+/// that to each other, so opening retries for as long as a writer would wait.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(e) = error else {
+        return false;
+    };
+    e.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 impl Backend for SqliteStore {

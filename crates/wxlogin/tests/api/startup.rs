@@ -221,3 +221,54 @@ async fn several_instances_migrating_one_empty_postgres_database_at_once_all_suc
     }
     assert_eq!(counts, Some((migrations("postgres"), TABLES.len() as i64)));
 }
+
+/// `PRAGMA journal_mode = WAL` on a file in rollback mode upgrades a read to a write, and SQLite
+/// answers such an upgrade with SQLITE_BUSY at once, without waiting, while another connection
+/// holds the write lock (what instances starting together on one new file do to each other).
+#[tokio::test]
+async fn migrate_waits_for_another_writer_holding_a_new_sqlite_file() {
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wxlogin.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let mut holder = SqliteConnection::connect(&url).await.unwrap();
+    holder
+        .execute("CREATE TABLE other (x INTEGER)")
+        .await
+        .unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let config = config(dir.path(), "127.0.0.1:0");
+    let mut child = wxlogin()
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .env(
+            "WXLOGIN_DATABASE__URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The migration must still be waiting while the lock is held (it gave up at once before).
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "migrate ended ({status}) while the lock was held: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    holder.execute("COMMIT").await.unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(applied, migrations("sqlite"));
+}
