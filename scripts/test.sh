@@ -13,7 +13,9 @@
 #
 # Likewise the Redis shared-state tests: on WXLOGIN_TEST_REDIS_URL, or on database 15 of a server
 # answering on 127.0.0.1:6379 (each test uses a key prefix of its own); skipped otherwise, and in CI
-# a missing Redis fails the run.
+# a missing Redis fails the run. The three-instance test (tests/api/instances.rs) starts its own
+# redis-server (from PATH) and three `wxlogin serve` processes on a fresh PostgreSQL database; it is
+# skipped without either, and fails in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,6 +12,7 @@ mod faults;
 mod flood;
 mod forward;
 mod gateway;
+mod instances;
 mod internal;
 mod keyring;
 mod linking;

@@ -1,0 +1,485 @@
+//! Three `wxlogin serve` processes on one PostgreSQL database, one Redis server and one simulator
+//! process, as an operator runs several instances behind a load balancer.
+//!
+//! Each test starts its own Redis server (so it can stop and start it) and its own simulator, and
+//! a fresh database; the processes are killed when the test ends, whatever its outcome.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde_json::{Value, json};
+
+use crate::faults::FreshDatabase;
+use crate::helpers::*;
+
+const INSTANCES: usize = 3;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_server_available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A child process killed (SIGKILL) when dropped.
+struct Process(Option<Child>);
+
+impl Process {
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One Redis server of the test's own, on a fixed port so it can come back where it was.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    process: Process,
+}
+
+impl RedisServer {
+    fn start(dir: &Path) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: dir.to_owned(),
+            process: Process(None),
+        };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.process = Process(Some(child));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+/// One `wxlogin serve` process.
+struct Instance {
+    base: String,
+    port: u16,
+    log: PathBuf,
+    process: Process,
+}
+
+impl Instance {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// The three instances, their Redis, their simulator and their database.
+struct Cluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    database_url: String,
+    redis: RedisServer,
+    _mock: Process,
+    mock_base: String,
+    instances: Vec<Instance>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts everything, the three instances at the same moment on the empty database.
+    async fn start(db: &FreshDatabase, extra_config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = RedisServer::start(dir.path());
+        let mock_port = free_port();
+        let mock = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+            .args(["mock-wechat", "--listen", &format!("127.0.0.1:{mock_port}")])
+            .env("WXLOGIN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mock_base = format!("http://127.0.0.1:{mock_port}");
+        let config = dir.path().join("wxlogin.toml");
+        let text = format!(
+            r#"
+[server]
+public_url = "http://wxlogin.test"
+# These processes are reached by the test itself over loopback.
+allow_insecure_public_url = true
+trusted_proxies = ["127.0.0.1/32"]
+
+[security]
+sealing_key = "{sealing_key}"
+
+[redis]
+url = "{redis_url}"
+
+[wechat]
+base_url = "{mock_base}"
+
+[[apps]]
+appid = "{DEMO_APPID}"
+secret = "{DEMO_SECRET}"
+
+[[services]]
+client_id = "{SERVICE_ID}"
+client_secret = "{SERVICE_SECRET}"
+{extra_config}
+"#,
+            sealing_key = wxlogin::crypto::SealingKey::generate_base64(),
+            redis_url = redis.url(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut cluster = Self {
+            config,
+            database_url: db.url(),
+            redis,
+            _mock: Process(Some(mock)),
+            mock_base,
+            instances: Vec::new(),
+            http: reqwest::Client::new(),
+            dir,
+        };
+        wait_for(&format!("{}/__mock/stats", cluster.mock_base)).await;
+        for i in 0..INSTANCES {
+            let port = free_port();
+            let log = cluster.dir.path().join(format!("instance-{i}.log"));
+            let data_dir = cluster.dir.path().join(format!("data-{i}"));
+            std::fs::create_dir_all(&data_dir).unwrap();
+            cluster.instances.push(Instance {
+                base: format!("http://127.0.0.1:{port}"),
+                port,
+                log,
+                process: Process(None),
+            });
+            cluster.spawn(i, &data_dir);
+        }
+        for i in 0..INSTANCES {
+            cluster.wait_ready(i).await;
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize, data_dir: &Path) {
+        let instance = &mut self.instances[i];
+        let log = std::fs::File::create(&instance.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+            .args(["serve", "--allow-mock", "--config"])
+            .arg(&self.config)
+            .env_remove("WXLOGIN_CONFIG")
+            .env("WXLOGIN_LOG", "warn")
+            .env("WXLOGIN_DATABASE__URL", &self.database_url)
+            .env(
+                "WXLOGIN_SERVER__LISTEN",
+                format!("127.0.0.1:{}", instance.port),
+            )
+            .env("WXLOGIN_SERVER__DATA_DIR", data_dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        instance.process = Process(Some(child));
+    }
+
+    /// Waits until instance `i` answers `/readyz` with 200 (ten seconds at most).
+    async fn wait_ready(&mut self, i: usize) {
+        let url = self.instances[i].url("/readyz");
+        for _ in 0..400 {
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                self.instances[i].process.running(),
+                "instance {i} exited: {}",
+                self.log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("instance {i} did not become ready: {}", self.log(i));
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.instances[i].log).unwrap_or_default()
+    }
+
+    fn url(&self, i: usize, path: &str) -> String {
+        self.instances[i % INSTANCES].url(path)
+    }
+
+    fn kill(&mut self, i: usize) {
+        self.instances[i].process.kill();
+    }
+
+    /// A fresh `wx.login` code for `user` from the simulator.
+    async fn code(&self, user: &str) -> String {
+        let minted: Value = self
+            .http
+            .post(format!("{}/__mock/login", self.mock_base))
+            .json(&json!({ "appid": DEMO_APPID, "user": user }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        minted["code"].as_str().unwrap().to_owned()
+    }
+
+    /// How many times the simulator answered `api` so far.
+    async fn calls(&self, api: &str) -> u64 {
+        let stats: Value = self
+            .http
+            .get(format!("{}/__mock/stats", self.mock_base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["calls"][api].as_u64().unwrap_or(0)
+    }
+
+    async fn login_on(&self, i: usize, code: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(i, "/v1/auth/wechat/login"))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs `user` in on instance `i`: the login response.
+    async fn login(&self, i: usize, user: &str) -> Value {
+        let code = self.code(user).await;
+        let response = self.login_on(i, &code).await;
+        assert_eq!(response.status(), 200, "login on {i}: {}", self.log(i % 3));
+        response.json().await.unwrap()
+    }
+
+    async fn refresh(&self, i: usize, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(i, "/v1/auth/refresh"))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn me(&self, i: usize, access_token: &str) -> reqwest::StatusCode {
+        self.http
+            .get(self.url(i, "/v1/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+async fn wait_for(url: &str) {
+    for _ in 0..400 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// Runs `scenario` on a started cluster and a fresh database, then drops the database whatever
+/// the outcome. Outside CI, says "skipped" when PostgreSQL or redis-server is missing.
+async fn with_cluster<F, Fut>(extra_config: &str, scenario: F)
+where
+    F: FnOnce(Cluster) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !redis_server_available() {
+        skip_outside_ci("three-instance tests", "redis-server is not installed");
+        return;
+    }
+    let Some(db) = FreshDatabase::create().await else {
+        return;
+    };
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let cluster = Cluster::start(&db, extra_config).await;
+        scenario(cluster).await;
+    })
+    .catch_unwind()
+    .await;
+    db.drop_now().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test]
+async fn three_instances_started_at_once_serve_identical_keys_and_honour_each_others_logouts() {
+    with_cluster("", |cluster| async move {
+        // Started at the same moment on an empty database: one signing key, the same JWKS.
+        let mut jwks = Vec::new();
+        for i in 0..INSTANCES {
+            let body = cluster
+                .http
+                .get(cluster.url(i, "/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            jwks.push(body);
+        }
+        assert!(jwks.iter().all(|j| j == &jwks[0]), "{jwks:?}");
+        let keys: Value = serde_json::from_str(&jwks[0]).unwrap();
+        assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
+
+        // Login on A, refresh on B, logout on C: A refuses the access tokens at once.
+        let login = cluster.login(0, "alice").await;
+        let first_access = login["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(cluster.me(0, &first_access).await, 200);
+        let refreshed: Value = cluster
+            .refresh(1, login["refresh_token"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let access = refreshed["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(cluster.me(0, &access).await, 200);
+        let logout = cluster
+            .http
+            .post(cluster.url(2, "/v1/auth/logout"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), 204);
+        for token in [&first_access, &access] {
+            for i in 0..INSTANCES {
+                assert_eq!(cluster.me(i, token).await, 401, "instance {i}");
+            }
+        }
+        let again = cluster
+            .refresh(0, refreshed["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(again.status(), 401);
+
+        // 50 concurrent logins with one code, spread over the three: one jscode2session call, one
+        // success, every duplicate refused.
+        let before = cluster.calls("jscode2session").await;
+        let code = cluster.code("bob").await;
+        let attempts = (0..50).map(|i| {
+            let cluster = &cluster;
+            let code = code.clone();
+            async move { cluster.login_on(i, &code).await.status().as_u16() }
+        });
+        let statuses = futures::future::join_all(attempts).await;
+        assert_eq!(cluster.calls("jscode2session").await - before, 1);
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        assert!(ok >= 1, "{statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 400),
+            "{statuses:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_killed_with_sigkill_loses_no_session() {
+    with_cluster("", |mut cluster| async move {
+        let mut sessions = Vec::new();
+        for n in 0..10 {
+            let login = cluster.login(2, &format!("user-{n}")).await;
+            sessions.push(login["refresh_token"].as_str().unwrap().to_owned());
+        }
+        cluster.kill(2);
+        for (n, refresh_token) in sessions.iter().enumerate() {
+            let refreshed = cluster.refresh(n % 2, refresh_token).await;
+            assert_eq!(refreshed.status(), 200, "session {n}");
+            let body: Value = refreshed.json().await.unwrap();
+            let access = body["access_token"].as_str().unwrap();
+            assert_eq!(cluster.me((n + 1) % 2, access).await, 200);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_stopped_then_started_again_recovers_every_instance_without_a_restart() {
+    with_cluster("", |mut cluster| async move {
+        let signed_in = cluster.login(0, "carol").await;
+        let access = signed_in["access_token"].as_str().unwrap().to_owned();
+        cluster.redis.stop();
+
+        // Logins need the code claim (closed: 503), readiness says so, verified tokens still work.
+        for i in 0..INSTANCES {
+            let code = cluster.code(&format!("dave-{i}")).await;
+            let refused = cluster.login_on(i, &code).await;
+            assert_eq!(refused.status(), 503, "instance {i}");
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["error"], "unavailable", "{body}");
+            let ready = cluster
+                .http
+                .get(cluster.url(i, "/readyz"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ready.status(), 503, "instance {i}");
+            assert_eq!(cluster.me(i, &access).await, 200, "instance {i}");
+        }
+
+        cluster.redis.restart();
+        for i in 0..INSTANCES {
+            cluster.wait_ready(i).await;
+            cluster.login(i, &format!("erin-{i}")).await;
+        }
+    })
+    .await;
+}
