@@ -130,13 +130,16 @@ impl From<KeyringError> for StartError {
     }
 }
 
-/// Connects and migrates the store, loads (or creates) the signing keys, and prepares the shared
-/// state and the WeChat client.
+/// Connects and migrates the store, imports this instance's avatar files from before avatars were
+/// kept in the database, loads (or creates) the signing keys, and prepares the shared state and the
+/// WeChat client.
 pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppState, StartError> {
     let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
         StartError::Config("security.sealing_key (or security.sealing_key_file) is required".into())
     })?;
     let store = open_migrated_store(&settings).await?;
+    // Each instance holds the avatar files it received before avatars moved to the database.
+    crate::services::avatar_files::import(store.as_ref(), &settings, clock.unix_millis()).await?;
     let keyring = crate::tokens::load_or_create(
         store.as_ref(),
         &sealing,

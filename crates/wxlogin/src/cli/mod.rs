@@ -36,7 +36,8 @@ pub(crate) enum Command {
         #[arg(long)]
         allow_mock: bool,
     },
-    /// Apply the database migrations and exit.
+    /// Apply the database migrations, import the avatar files of `<data_dir>/avatars` that users
+    /// still point at, and exit.
     Migrate {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
@@ -146,10 +147,17 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Migrate { config } => {
             let settings = load(config.as_deref())?;
             crate::telemetry::init(&settings.log);
-            crate::app::open_migrated_store(&settings)
+            let store = crate::app::open_migrated_store(&settings)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!("migrations applied");
+            crate::services::avatar_files::import(
+                store.as_ref(),
+                &settings,
+                crate::clock::system().unix_millis(),
+            )
+            .await
+            .map_err(|e| format!("importing avatar files: {e}"))?;
             Ok(())
         }
         Command::Users {

@@ -41,7 +41,7 @@ pub async fn get_avatar(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (kind, bytes) = crate::services::profile::read_avatar(&state.settings, &name).await?;
+    let (kind, bytes) = crate::services::profile::read_avatar(&state, &name).await?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));

@@ -7,10 +7,12 @@
 //!   linking;
 //! - `sessions`: token pairs, refresh rotation and reuse detection, logout, `authenticate`;
 //! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
-//! - `phone`, `profile`, `users`, `import`: the rest of an account;
+//! - `phone`, `profile`, `users`, `import`: the rest of an account; `avatar_files`: the import
+//!   of avatar files from before avatars were kept in the database;
 //! - `wechat_tokens`: the background renewal of WeChat access tokens.
 
 mod accounts;
+pub(crate) mod avatar_files;
 mod exchange;
 pub mod import;
 pub(crate) mod login;

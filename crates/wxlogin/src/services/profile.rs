@@ -1,13 +1,12 @@
-//! The signed-in user's profile: nickname rules, avatar files (sniffed, content-addressed, stored
-//! under `<server.data_dir>/avatars`) and the public URL of an avatar.
+//! The signed-in user's profile: nickname rules, avatars (sniffed, content-addressed, stored in
+//! the database) and the public URL of an avatar.
 //!
-//! Avatar files are named `<sha256 hex>.<png|jpg|webp>`, so two users who upload the same image
-//! share one file. A replaced avatar is deleted when no user references it any more. File moves,
-//! the database update and that check run under one lease of the shared state (`avatar-files`), so
-//! instances that share the state and one data directory never delete a file another one just
-//! pointed a user at.
+//! Avatars are named `<sha256 hex>.<png|jpg|webp>`, so two users who upload the same image share
+//! one stored image. A replaced avatar's image is deleted, in the same transaction, when no user
+//! references it any more (`Store::replace_avatar`), so every instance on one database serves
+//! every avatar and none needs a lock of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -15,7 +14,7 @@ use crate::config::Settings;
 use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{Avatar, User};
 
 /// Longest nickname, in Unicode scalar values, after trimming.
 pub const NICKNAME_MAX_CHARS: usize = 64;
@@ -87,7 +86,7 @@ pub fn avatar_url(settings: &Settings, avatar: Option<&str>) -> Option<String> {
     avatar.map(|name| format!("{}/v1/avatars/{name}", settings.public_url()))
 }
 
-/// Where avatar files live.
+/// Where avatar files lived before avatars were kept in the database (`avatar_import`).
 pub fn avatars_dir(settings: &Settings) -> PathBuf {
     settings.server.data_dir.join("avatars")
 }
@@ -167,135 +166,48 @@ pub async fn set_nickname(
     load(state, user).await
 }
 
-/// One writer of avatar files at a time in this process (see the module notes).
-/// The lease that serialises avatar file moves and deletions; it expires by itself if its holder
-/// dies, long after any file operation would have finished.
-const AVATAR_LEASE: &str = "avatar-files";
-const AVATAR_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn io_error(what: &str, path: &Path, e: &std::io::Error) -> ApiError {
-    ApiError::internal(&format!("{what} {}: {e}", path.display()))
+/// The stored name of an image: its SHA-256 in lowercase hex and its format's extension.
+pub fn avatar_name(kind: ImageKind, bytes: &[u8]) -> String {
+    format!(
+        "{}.{}",
+        hex::encode(Sha256::digest(bytes)),
+        kind.extension()
+    )
 }
 
-/// `PUT /v1/me/avatar`: stores the image under its content hash, points the user at it and
-/// removes the previous file when nobody else uses it. On any failure nothing changes.
+/// `PUT /v1/me/avatar`: stores the image under its content hash and points the user at it; the
+/// previous image goes when nobody else uses it. On any failure nothing changes.
 pub async fn set_avatar(state: &AppState, user: &UserId, bytes: &[u8]) -> Result<User, ApiError> {
     let kind = ImageKind::sniff(bytes).ok_or_else(|| {
         ApiError::unsupported_media_type("the avatar must be a PNG, JPEG or WebP image")
     })?;
-    let name = format!(
-        "{}.{}",
-        hex::encode(Sha256::digest(bytes)),
-        kind.extension()
-    );
-    let dir = avatars_dir(&state.settings);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| io_error("cannot create", &dir, &e))?;
-    // Write next to the final place, then rename: a half-written file is never served.
-    let temp = dir.join(format!(".upload-{:032x}", rand::random::<u128>()));
-    let final_path = dir.join(&name);
-    if let Err(e) = tokio::fs::write(&temp, bytes).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(io_error("cannot write", &temp, &e));
-    }
-
-    let lease = state
-        .shared
-        .leases
-        .acquire(AVATAR_LEASE, AVATAR_LEASE_TTL)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot take the avatar lease");
-            ApiError::unavailable("cannot store the avatar right now; retry")
-        });
-    let lease = match lease {
-        Ok(lease) => lease,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e);
-        }
+    let now = state.now_millis();
+    let avatar = Avatar {
+        name: avatar_name(kind, bytes),
+        content_type: kind.content_type().to_owned(),
+        bytes: bytes.to_vec(),
+        created_at: now,
     };
-    let placed = place_avatar(state, user, &dir, &temp, &final_path, &name).await;
-    if let Err(e) = state.shared.leases.release(&lease).await {
-        tracing::warn!(error = %e, "cannot release the avatar lease; it expires by itself");
+    if state
+        .store
+        .replace_avatar(user, Some(&avatar), now)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::invalid_token("the user no longer exists"));
     }
-    placed?;
     load(state, user).await
 }
 
-/// Under the avatar lease: moves the upload into place, points the user at it and removes the
-/// previous file when nobody else uses it.
-async fn place_avatar(
-    state: &AppState,
-    user: &UserId,
-    dir: &Path,
-    temp: &Path,
-    final_path: &Path,
-    name: &str,
-) -> Result<(), ApiError> {
-    if let Err(e) = tokio::fs::rename(temp, final_path).await {
-        let _ = tokio::fs::remove_file(temp).await;
-        return Err(io_error("cannot move the upload to", final_path, &e));
-    }
-    let previous = match state
-        .store
-        .replace_avatar(user, Some(name), state.now_millis())
-        .await
-    {
-        Ok(Some(previous)) => previous,
-        Ok(None) => {
-            remove_if_unused(state, dir, name).await;
-            return Err(ApiError::invalid_token("the user no longer exists"));
-        }
-        Err(e) => {
-            remove_if_unused(state, dir, name).await;
-            return Err(e.into());
-        }
-    };
-    if let Some(previous) = previous.filter(|p| *p != name) {
-        remove_if_unused(state, dir, &previous).await;
-    }
-    Ok(())
-}
-
-/// Deletes an avatar file no user references. Failures are logged, not returned: the upload
-/// itself succeeded, and an orphan file is harmless.
-async fn remove_if_unused(state: &AppState, dir: &Path, name: &str) {
-    if parse_avatar_name(name).is_none() {
-        tracing::warn!("stored avatar name is malformed; not deleting it");
-        return;
-    }
-    match state.store.count_users_with_avatar(name).await {
-        Ok(0) => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot check whether an avatar is still used; keeping it");
-            return;
-        }
-    }
-    let path = dir.join(name);
-    match tokio::fs::remove_file(&path).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(error = %e, path = %path.display(), "cannot delete an unused avatar")
-        }
-    }
-}
-
-/// `GET /v1/avatars/{name}`: the file and its format; `not_found` for any other name.
-pub async fn read_avatar(
-    settings: &Settings,
-    name: &str,
-) -> Result<(ImageKind, Vec<u8>), ApiError> {
+/// `GET /v1/avatars/{name}`: the image and its format; `not_found` for any other name.
+pub async fn read_avatar(state: &AppState, name: &str) -> Result<(ImageKind, Vec<u8>), ApiError> {
     let kind = parse_avatar_name(name).ok_or_else(ApiError::not_found)?;
-    let path = avatars_dir(settings).join(name);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok((kind, bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found()),
-        Err(e) => Err(io_error("cannot read", &path, &e)),
-    }
+    let avatar = state
+        .store
+        .get_avatar(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok((kind, avatar.bytes))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //!
 //! - [`Claims`]: single-use keys (login codes), so a code reaches WeChat once whichever instance
 //!   receives it;
-//! - [`Leases`]: named leases and locks with an expiry (the WeChat access-token refresher, avatar file
-//!   operations), so a crashed holder never blocks the others for long;
+//! - [`Leases`]: named leases and locks with an expiry (the WeChat access-token refresher), so a
+//!   crashed holder never blocks the others for long;
 //! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes), published by
 //!   one instance and heard by all;
 //! - [`Counters`]: counts per key in a fixed window (rate limits).

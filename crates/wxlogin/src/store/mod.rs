@@ -19,7 +19,7 @@ use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 pub struct User {
     pub id: UserId,
     pub nickname: Option<String>,
-    /// The stored avatar's file name, when the user uploaded one.
+    /// The name of the user's avatar image (`Avatar::name`), when the user uploaded one.
     pub avatar: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -27,6 +27,28 @@ pub struct User {
     pub banned_at: Option<i64>,
     /// The bound phone number; one user per number.
     pub phone: Option<Phone>,
+}
+
+/// An avatar image, shared by every user who uploaded the same bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Avatar {
+    /// `<sha256 hex of the bytes>.<png|jpg|webp>` (`users.avatar`).
+    pub name: String,
+    /// The sniffed format's media type.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Avatar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Avatar")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// A WeChat identity: one openid of one app, linked to a user.
@@ -295,17 +317,29 @@ pub trait Store: Send + Sync + 'static {
         nickname: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Sets (`Some`) or clears (`None`) the user's avatar file name and `updated_at`, atomically
-    /// returning the name it replaces: `None` if there is no such user (nothing written),
+    /// Sets (`Some`) or clears (`None`) the user's avatar and `updated_at`, in one transaction:
+    /// stores the image unless one of that name exists (names are content hashes), points the
+    /// user at it, and deletes the image it replaces when no user references it any more.
+    /// Returns the name it replaces: `None` if there is no such user (nothing written),
     /// `Some(previous)` otherwise.
     async fn replace_avatar(
         &self,
         user: &UserId,
-        avatar: Option<&str>,
+        avatar: Option<&Avatar>,
         now: i64,
     ) -> Result<Option<Option<String>>, StoreError>;
-    /// How many users have this avatar file name (content-hash names can be shared).
-    async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError>;
+    /// The stored image of this name.
+    async fn get_avatar(&self, name: &str) -> Result<Option<Avatar>, StoreError>;
+    /// Avatar names that users point at but that have no stored image (avatars from before they
+    /// were kept in the database), after `after` in name order, at most `limit` of them.
+    async fn avatars_without_image(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Stores an image from before avatars were kept in the database, provided a user still
+    /// points at its name and none is stored yet; `true` if it was stored.
+    async fn import_avatar(&self, avatar: &Avatar) -> Result<bool, StoreError>;
     /// The user's identity in `appid` (the most recently used one, should there be several).
     async fn find_identity_by_user(
         &self,

@@ -16,8 +16,8 @@ use super::rows::{
     UserRow, db_error, migrate_error,
 };
 use super::{
-    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError,
-    User,
+    Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
+    StoreError, User,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
@@ -34,7 +34,7 @@ pub trait Backend: Send + Sync + 'static {
     /// `pg_advisory_lock` around the run).
     const MIGRATE_BEGIN: Option<&'static str>;
     /// Appended to a read whose row the same transaction then updates, so that a concurrent
-    /// writer cannot slip in between (`replace_avatar`).
+    /// writer cannot slip in between (`replace_avatar`, `import_avatar`).
     const LOCK_READ_ROW: &'static str;
 
     fn pool(&self) -> &Pool<Self::Db>;
@@ -498,7 +498,7 @@ where
     async fn replace_avatar(
         &self,
         user: &UserId,
-        avatar: Option<&str>,
+        avatar: Option<&Avatar>,
         now: i64,
     ) -> Result<Option<Option<String>>, StoreError> {
         let mut tx = begin_write(self).await?;
@@ -513,24 +513,138 @@ where
         let Some((previous,)) = previous else {
             return Ok(None);
         };
+        let replaced = previous
+            .as_deref()
+            .filter(|p| Some(*p) != avatar.map(|a| a.name.as_str()));
+        // Both images' rows are locked, in name order, so that two users swapping images cannot
+        // deadlock. The new one by an upsert that always takes the row's lock: a transaction
+        // deleting it (below) either finished before, and the image is inserted again, or waits
+        // until this one has pointed its user at it, and then counts that user.
+        let mut steps: Vec<(&str, Option<&Avatar>)> = avatar
+            .map(|a| (a.name.as_str(), Some(a)))
+            .into_iter()
+            .chain(replaced.map(|name| (name, None)))
+            .collect();
+        steps.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, image) in steps {
+            match image {
+                Some(image) => {
+                    sqlx::query(
+                        "INSERT INTO avatars (name, content_type, bytes, created_at) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (name) DO UPDATE SET content_type = excluded.content_type",
+                    )
+                    .bind(image.name.as_str())
+                    .bind(image.content_type.as_str())
+                    .bind(image.bytes.as_slice())
+                    .bind(image.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                }
+                None => {
+                    sqlx::query(&format!(
+                        "SELECT name FROM avatars WHERE name = $1{}",
+                        B::LOCK_READ_ROW
+                    ))
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                }
+            }
+        }
         sqlx::query("UPDATE users SET avatar = $2, updated_at = $3 WHERE id = $1")
             .bind(user.as_str())
-            .bind(avatar)
+            .bind(avatar.map(|a| a.name.as_str()))
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        if let Some(replaced) = replaced {
+            // A statement of its own, after the lock: it sees every user pointed at the image by
+            // a transaction that held the lock before.
+            let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE avatar = $1")
+                .bind(replaced)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if users == 0 {
+                sqlx::query("DELETE FROM avatars WHERE name = $1")
+                    .bind(replaced)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(Some(previous))
     }
 
-    async fn count_users_with_avatar(&self, avatar: &str) -> Result<u64, StoreError> {
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE avatar = $1")
-            .bind(avatar)
-            .fetch_one(self.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+    async fn get_avatar(&self, name: &str) -> Result<Option<Avatar>, StoreError> {
+        let row: Option<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT name, content_type, bytes, created_at FROM avatars WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|(name, content_type, bytes, created_at)| Avatar {
+            name,
+            content_type,
+            bytes,
+            created_at,
+        }))
+    }
+
+    async fn avatars_without_image(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT u.avatar FROM users u \
+             WHERE u.avatar > $1 \
+             AND NOT EXISTS (SELECT 1 FROM avatars a WHERE a.name = u.avatar) \
+             ORDER BY u.avatar LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
+    async fn import_avatar(&self, avatar: &Avatar) -> Result<bool, StoreError> {
+        let mut tx = begin_write(self).await?;
+        // One user who points at it, locked (as `replace_avatar` locks its user first), so that
+        // nobody can drop the last reference before the image is in.
+        let user: Option<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM users WHERE avatar = $1 LIMIT 1{}",
+            B::LOCK_READ_ROW
+        ))
+        .bind(avatar.name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if user.is_none() {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "INSERT INTO avatars (name, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(avatar.name.as_str())
+        .bind(avatar.content_type.as_str())
+        .bind(avatar.bytes.as_slice())
+        .bind(avatar.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
     }
 
     async fn find_identity_by_user(

@@ -90,19 +90,25 @@ fn token(login: &serde_json::Value) -> &str {
     login["access_token"].as_str().unwrap()
 }
 
+/// Where avatar files were kept before the database held them.
 fn avatars_dir(app: &TestApp) -> std::path::PathBuf {
     app.state.settings.server.data_dir.join("avatars")
 }
 
-fn stored_files(app: &TestApp) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(avatars_dir(app))
-        .map(|dir| {
-            dir.map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// Whether `app` serves the image named after `bytes`, and serves exactly those bytes.
+async fn serves(app: &TestApp, bytes: &[u8], extension: &str) -> bool {
+    let response = get_avatar(app, &name_of(bytes, extension)).await;
+    match response.status().as_u16() {
+        200 => {
+            assert_eq!(response.bytes().await.unwrap().as_ref(), bytes);
+            true
+        }
+        404 => {
+            assert_error(response, 404, "not_found").await;
+            false
+        }
+        other => panic!("GET avatar: {other}"),
+    }
 }
 
 fn name_of(bytes: &[u8], extension: &str) -> String {
@@ -211,7 +217,7 @@ async fn every_profile_write_needs_a_token() {
     )
     .await;
     assert_error(response, 401, "invalid_token").await;
-    assert!(stored_files(&app).is_empty());
+    assert!(!serves(&app, PNG, "png").await);
 }
 
 #[tokio::test]
@@ -242,6 +248,10 @@ async fn png_jpeg_and_webp_are_stored_and_served_back() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(served.bytes().await.unwrap().as_ref(), bytes);
     }
+    assert!(
+        !avatars_dir(&app).exists(),
+        "avatars are kept in the database, not in files"
+    );
 }
 
 #[tokio::test]
@@ -267,7 +277,7 @@ async fn the_format_is_sniffed_not_taken_from_the_part_header() {
     let text = b"hello, this is not an image".as_slice();
     let response = upload(&app, token(&login), "image/png", text).await;
     assert_error(response, 415, "unsupported_media_type").await;
-    assert_eq!(stored_files(&app), vec![name], "nothing else written");
+    assert!(serves(&app, PNG, "png").await);
     assert!(
         me(&app, token(&login)).await["avatar_url"]
             .as_str()
@@ -285,7 +295,7 @@ async fn an_avatar_over_the_limit_is_refused() {
     big.resize(1025, 0);
     let response = upload(&app, token(&login), "image/png", &big).await;
     assert_error(response, 413, "payload_too_large").await;
-    assert!(stored_files(&app).is_empty());
+    assert!(!serves(&app, &big, "png").await);
     assert_eq!(
         me(&app, token(&login)).await["avatar_url"],
         serde_json::Value::Null
@@ -315,7 +325,7 @@ async fn an_avatar_larger_than_the_json_body_limit_is_accepted() {
     large.resize(200 * 1024, 7);
     let response = upload(&app, token(&login), "image/jpeg", &large).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(stored_files(&app), vec![name_of(&large, "jpg")]);
+    assert!(serves(&app, &large, "jpg").await);
 }
 
 #[tokio::test]
@@ -343,45 +353,42 @@ async fn a_malformed_upload_is_a_bad_request() {
     )
     .await;
     assert_error(response, 400, "invalid_request").await;
-    assert!(stored_files(&app).is_empty());
+    assert!(!serves(&app, PNG, "png").await);
 }
 
 #[tokio::test]
-async fn a_second_upload_removes_the_previous_file() {
+async fn a_second_upload_removes_the_previous_image() {
     let app = spawn().await;
     let login = app.login("again").await;
     assert_eq!(
         upload(&app, token(&login), "image/png", PNG).await.status(),
         200
     );
-    assert_eq!(stored_files(&app), vec![name_of(PNG, "png")]);
+    assert!(serves(&app, PNG, "png").await);
     assert_eq!(
         upload(&app, token(&login), "image/webp", WEBP)
             .await
             .status(),
         200
     );
-    assert_eq!(stored_files(&app), vec![name_of(WEBP, "webp")]);
-    let old = app
-        .http
-        .get(app.url(&format!("/v1/avatars/{}", name_of(PNG, "png"))))
-        .send()
-        .await
-        .unwrap();
-    assert_error(old, 404, "not_found").await;
+    assert!(serves(&app, WEBP, "webp").await);
+    assert!(
+        !serves(&app, PNG, "png").await,
+        "the replaced image is gone"
+    );
 
-    // The same image again keeps its file.
+    // The same image again keeps it.
     assert_eq!(
         upload(&app, token(&login), "image/webp", WEBP)
             .await
             .status(),
         200
     );
-    assert_eq!(stored_files(&app), vec![name_of(WEBP, "webp")]);
+    assert!(serves(&app, WEBP, "webp").await);
 }
 
 #[tokio::test]
-async fn a_file_shared_by_two_users_stays_while_one_still_uses_it() {
+async fn an_image_shared_by_two_users_stays_while_one_still_uses_it() {
     let app = spawn().await;
     let alice = app.login("share-alice").await;
     let bob = app.login("share-bob").await;
@@ -399,20 +406,20 @@ async fn a_file_shared_by_two_users_stays_while_one_still_uses_it() {
             .status(),
         200
     );
-    assert_eq!(
-        stored_files(&app),
-        {
-            let mut both = vec![name_of(PNG, "png"), name_of(JPEG, "jpg")];
-            both.sort();
-            both
-        },
-        "bob still shows the png"
-    );
+    assert!(serves(&app, PNG, "png").await, "bob still shows the png");
+    assert!(serves(&app, JPEG, "jpg").await);
     assert_eq!(
         me(&app, token(&bob)).await["avatar_url"],
         public_avatar_url(&name_of(PNG, "png")).as_str()
     );
-    assert_eq!(get_avatar(&app, &name_of(PNG, "png")).await.status(), 200);
+
+    // Bob leaves it too: now it goes.
+    assert_eq!(
+        upload(&app, token(&bob), "image/jpeg", JPEG).await.status(),
+        200
+    );
+    assert!(!serves(&app, PNG, "png").await);
+    assert!(serves(&app, JPEG, "jpg").await);
 }
 
 #[tokio::test]
@@ -524,4 +531,272 @@ async fn the_methods_a_mini_program_can_send_work_too() {
     let doc = serde_json::to_value(wxlogin::http::openapi()).unwrap();
     assert!(doc["paths"]["/v1/me"]["put"].is_object());
     assert!(doc["paths"]["/v1/me/avatar"]["post"].is_object());
+}
+
+/// A second instance on `first`'s database and simulator, with a data directory of its own (as a
+/// second machine has).
+async fn second_instance(first: &TestApp) -> TestApp {
+    let database = first.state.settings.database_url();
+    let sealing_key = first.state.settings.security.sealing_key.clone();
+    let simulator = first.wx.handle.base_url();
+    TestApp::spawn_with(move |s| {
+        s.server.public_url = Some(PUBLIC_URL.to_owned());
+        s.database.url = Some(database);
+        s.security.sealing_key = sealing_key;
+        s.wechat.base_url = simulator;
+    })
+    .await
+}
+
+/// Uploads on either instance are served by both; a replaced image leaves both once its last user
+/// has moved on.
+async fn instances_share_avatars(a: &TestApp, b: &TestApp) {
+    assert_ne!(
+        a.state.settings.server.data_dir,
+        b.state.settings.server.data_dir
+    );
+    let alice = a.login("instances-alice").await;
+    let bob = a.login("instances-bob").await;
+    assert_eq!(
+        upload(a, token(&alice), "image/png", PNG).await.status(),
+        200
+    );
+    assert!(serves(b, PNG, "png").await, "uploaded on A, served by B");
+    assert_eq!(
+        me(b, token(&alice)).await["avatar_url"],
+        public_avatar_url(&name_of(PNG, "png")).as_str()
+    );
+
+    // Bob uploads the same image through B, then Alice replaces hers through B.
+    assert_eq!(upload(b, token(&bob), "image/png", PNG).await.status(), 200);
+    assert_eq!(
+        upload(b, token(&alice), "image/jpeg", JPEG).await.status(),
+        200
+    );
+    assert!(serves(a, JPEG, "jpg").await);
+    assert!(serves(a, PNG, "png").await, "bob still shows the png");
+
+    // Bob moves on through A: the png is gone from both.
+    assert_eq!(
+        upload(a, token(&bob), "image/webp", WEBP).await.status(),
+        200
+    );
+    for app in [a, b] {
+        assert!(!serves(app, PNG, "png").await);
+        assert!(serves(app, JPEG, "jpg").await);
+        assert!(serves(app, WEBP, "webp").await);
+        assert!(!avatars_dir(app).exists(), "no instance writes files");
+    }
+}
+
+#[tokio::test]
+async fn an_avatar_uploaded_on_one_instance_is_served_by_another_on_sqlite() {
+    let a = spawn().await;
+    let b = second_instance(&a).await;
+    instances_share_avatars(&a, &b).await;
+}
+
+#[tokio::test]
+async fn an_avatar_uploaded_on_one_instance_is_served_by_another_on_postgres() {
+    let Some(schema) = postgres_schema().await else {
+        return;
+    };
+    let url = schema.url.clone();
+    schema
+        .run(async move {
+            let a = TestApp::spawn_with(|s| {
+                s.server.public_url = Some(PUBLIC_URL.to_owned());
+                s.database.url = Some(url);
+            })
+            .await;
+            let b = second_instance(&a).await;
+            instances_share_avatars(&a, &b).await;
+        })
+        .await;
+}
+
+/// A deployment from before avatars were kept in the database: the database at migration 0004
+/// (the migration files before 0005, applied as that release did) with one user per entry of
+/// `avatars` pointing at its name, and `<data_dir>/avatars/<name>` holding the bytes where given.
+pub(crate) async fn legacy_deployment(
+    data_dir: &std::path::Path,
+    url: &str,
+    avatars: &[(&str, Option<&[u8]>)],
+) -> Vec<wxlogin::domain::UserId> {
+    let backend = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let before = tempfile::tempdir().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(all).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().as_ref() < "0005" {
+            std::fs::copy(entry.path(), before.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(before.path()).await.unwrap();
+    if backend == "postgres" {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    let mut settings = wxlogin::config::Settings::default();
+    settings.database.url = Some(url.to_owned());
+    let store = wxlogin::app::open_store(&settings).await.unwrap();
+    let files = data_dir.join("avatars");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut users = Vec::new();
+    for (name, bytes) in avatars {
+        let at = 1_700_000_000_000;
+        let id = wxlogin::domain::UserId::generate(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(at as u64),
+        );
+        store
+            .create_user(&wxlogin::store::User {
+                id: id.clone(),
+                nickname: None,
+                avatar: Some((*name).to_owned()),
+                created_at: at,
+                updated_at: at,
+                banned_at: None,
+                phone: None,
+            })
+            .await
+            .unwrap();
+        if let Some(bytes) = bytes {
+            std::fs::write(files.join(name), bytes).unwrap();
+        }
+        users.push(id);
+    }
+    users
+}
+
+/// Bytes that sniff as PNG and differ from every other test's.
+fn unique_png() -> Vec<u8> {
+    let mut png = PNG.to_vec();
+    png.extend_from_slice(&rand::random::<[u8; 16]>());
+    png
+}
+
+/// The avatar files of an existing deployment: those still referenced are imported when the
+/// upgraded server starts (migration 0005 applied to a database with data); a corrupt, an
+/// oversized or a missing file is skipped without stopping the start; the files stay; a second
+/// start imports nothing and serves from the database alone.
+async fn legacy_avatar_files_are_imported_at_start(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let good = unique_png();
+    let good_name = name_of(&good, "png");
+    let mut corrupt = b"this was an avatar before the disk ate it ".to_vec();
+    corrupt.extend_from_slice(&rand::random::<[u8; 16]>());
+    let corrupt_name = name_of(&corrupt, "png");
+    let mut big = unique_png();
+    big.resize(2048, 0);
+    let big_name = name_of(&big, "png");
+    let gone_name = name_of(&unique_png(), "png");
+    let users = legacy_deployment(
+        dir.path(),
+        &url,
+        &[
+            (&good_name, Some(&good)),
+            (&good_name, None),
+            (&corrupt_name, Some(&corrupt)),
+            (&big_name, Some(&big)),
+            (&gone_name, None),
+        ],
+    )
+    .await;
+    // A file no user points at any more.
+    let orphan = unique_png();
+    std::fs::write(
+        dir.path().join("avatars").join(name_of(&orphan, "png")),
+        &orphan,
+    )
+    .unwrap();
+
+    let data_dir = dir.path().to_owned();
+    let (database, max) = (url.clone(), 1024);
+    let mut app = TestApp::spawn_with(move |s| {
+        s.server.public_url = Some(PUBLIC_URL.to_owned());
+        s.server.data_dir = data_dir;
+        s.server.avatar_max_bytes = max;
+        s.database.url = Some(database);
+    })
+    .await;
+    assert!(serves(&app, &good, "png").await);
+    for user in &users[..2] {
+        assert_eq!(
+            app.internal_user(user.as_str()).await["avatar_url"],
+            public_avatar_url(&good_name).as_str()
+        );
+    }
+    assert!(
+        !serves(&app, &corrupt, "png").await,
+        "a corrupt file is skipped"
+    );
+    assert!(
+        !serves(&app, &big, "png").await,
+        "an oversized file is skipped"
+    );
+    assert!(
+        !serves(&app, &orphan, "png").await,
+        "an unused file stays out"
+    );
+    assert_error(get_avatar(&app, &gone_name).await, 404, "not_found").await;
+    let logs = logs_text();
+    for skipped in [&corrupt_name, &big_name] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("avatar file not imported") && l.contains(skipped.as_str())),
+            "{skipped} logged"
+        );
+    }
+    for name in [&good_name, &corrupt_name, &big_name] {
+        assert!(dir.path().join("avatars").join(name).exists(), "files stay");
+    }
+
+    // The files are no longer needed: a restart without them still serves the imported one.
+    let sealing_key = app.state.settings.security.sealing_key.clone();
+    app.stop().await;
+    std::fs::remove_dir_all(dir.path().join("avatars")).unwrap();
+    let data_dir = dir.path().to_owned();
+    let again = TestApp::spawn_with(move |s| {
+        s.server.public_url = Some(PUBLIC_URL.to_owned());
+        s.server.data_dir = data_dir;
+        s.database.url = Some(url);
+        s.security.sealing_key = sealing_key;
+    })
+    .await;
+    assert!(serves(&again, &good, "png").await);
+    assert!(!serves(&again, &corrupt, "png").await);
+}
+
+#[tokio::test]
+async fn legacy_avatar_files_are_imported_at_start_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("legacy.db").display());
+    legacy_avatar_files_are_imported_at_start(url).await;
+}
+
+#[tokio::test]
+async fn legacy_avatar_files_are_imported_at_start_on_postgres() {
+    let Some(schema) = postgres_schema().await else {
+        return;
+    };
+    let url = schema.url.clone();
+    schema
+        .run(legacy_avatar_files_are_imported_at_start(url))
+        .await;
 }

@@ -145,7 +145,7 @@ fn migrations(backend: &str) -> i64 {
     std::fs::read_dir(dir).unwrap().count() as i64
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "users",
     "wechat_identities",
     "sessions",
@@ -154,6 +154,7 @@ const TABLES: [&str; 8] = [
     "login_tickets",
     "signing_key_current",
     "unionid_owners",
+    "avatars",
 ];
 
 #[tokio::test]
@@ -271,4 +272,37 @@ async fn migrate_waits_for_another_writer_holding_a_new_sqlite_file() {
         .await
         .unwrap();
     assert_eq!(applied, migrations("sqlite"));
+}
+
+#[tokio::test]
+async fn migrate_imports_the_avatar_files_users_point_at() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "127.0.0.1:0");
+    let url = format!("sqlite://{}/wxlogin.db", dir.path().display());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&rand::random::<[u8; 16]>());
+    let name = format!("{}.png", hex::encode(Sha256::digest(&png)));
+    crate::profile::legacy_deployment(dir.path(), &url, &[(&name, Some(&png))]).await;
+    let migrated = wxlogin()
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .env("WXLOGIN_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let mut settings = wxlogin::config::Settings::default();
+    settings.database.url = Some(url);
+    let store = wxlogin::app::open_store(&settings).await.unwrap();
+    let stored = store.get_avatar(&name).await.unwrap().unwrap();
+    assert_eq!(stored.bytes, png);
+    assert_eq!(stored.content_type, "image/png");
+    assert!(
+        dir.path().join("avatars").join(&name).exists(),
+        "the file stays"
+    );
 }
