@@ -8,7 +8,8 @@
 //! - `sessions`: token pairs, refresh rotation and reuse detection, logout, `authenticate`;
 //! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
 //! - `phone`, `profile`, `users`, `import`: the rest of an account;
-//! - `wechat_tokens`: the background renewal of WeChat access tokens.
+//! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
+//! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it.
 
 mod accounts;
 mod exchange;
@@ -18,6 +19,7 @@ pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
+pub mod signing_keys;
 mod unionid;
 pub(crate) mod users;
 pub(crate) mod wechat_tokens;
