@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::Gateway;
+use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
 use crate::shared::{CodeExchanges, SharedError, SharedState};
@@ -90,9 +91,9 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     }
 }
 
-/// Redis when configured (every instance then sees the same claims, leases, events and counters),
-/// else memory, which is right for one instance only.
-async fn open_shared_state(
+/// Redis when configured (every instance then sees the same claims, leases, events, counters and
+/// values), else memory, which is right for one instance only.
+pub(crate) async fn open_shared_state(
     settings: &Settings,
     clock: SharedClock,
 ) -> Result<SharedState, StartError> {
@@ -176,14 +177,16 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
             (app.appid.clone(), entry)
         })
         .collect();
+    let shared = open_shared_state(&settings, clock.clone()).await?;
+    let shared_tokens = SharedAccessTokens::new(shared.clone(), sealing.clone(), clock.clone());
     let wechat_tokens = AccessTokens::new(
         wechat.clone(),
         clock.clone(),
         settings.wechat.token_mode,
         apps.iter()
             .map(|(id, app)| (id.clone(), app.secret.clone())),
-    );
-    let shared = open_shared_state(&settings, clock.clone()).await?;
+    )
+    .with_shared(Arc::new(shared_tokens));
     Ok(AppState {
         settings: Arc::new(settings),
         clock,
@@ -257,6 +260,11 @@ impl Application {
             self.state.settings.tokens.keyring_reload_secs,
         ));
         let _stop_key_reloads = AbortOnDrop(key_reloads);
+        let key_announcements = crate::services::signing_keys::spawn_reload_on_announcement(
+            &self.state.shared,
+            self.state.keys.clone(),
+        );
+        let _stop_key_announcements = AbortOnDrop(key_announcements);
         let router = crate::http::router(self.state, self.gateway);
         crate::http::serve(self.listener, router, limits, shutdown).await
     }

@@ -85,8 +85,8 @@ pub(crate) enum UsersCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
     /// Make a new key the one that signs access tokens. Earlier keys keep verifying and stay in
-    /// the JWKS; running instances switch within `tokens.keyring_reload_secs`, and accept the new
-    /// key's tokens at once.
+    /// the JWKS. With `[redis]` the change is announced and running instances switch at once;
+    /// otherwise within `tokens.keyring_reload_secs`. They accept the new key's tokens at once.
     Rotate {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
@@ -231,9 +231,28 @@ async fn rotate_key(settings: &Settings) -> Result<(), String> {
     crate::tokens::load_or_create(store.as_ref(), sealing, alg, clock.unix_millis())
         .await
         .map_err(|e| format!("signing keys: {e}"))?;
-    let kid = crate::tokens::rotate(store.as_ref(), sealing, alg, clock.unix_millis())
-        .await
-        .map_err(|e| format!("signing keys: {e}"))?;
+    // With Redis, running instances hear of the new key at once instead of at their next reload;
+    // Redis being away does not stop a rotation (the periodic reload is the backstop).
+    let shared = if settings.redis.enabled() {
+        match crate::app::open_shared_state(settings, clock.clone()).await {
+            Ok(shared) => Some(shared),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot announce the new signing key; instances switch at their next periodic reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let kid = crate::services::signing_keys::rotate(
+        store.as_ref(),
+        sealing,
+        alg,
+        clock.unix_millis(),
+        shared.as_ref(),
+    )
+    .await
+    .map_err(|e| format!("signing keys: {e}"))?;
     println!("{kid}");
     Ok(())
 }

@@ -81,7 +81,7 @@ pub async fn invalidate_access_token(
     let rejected = AccessToken::parse(request.access_token)
         .map_err(|e| ApiError::invalid_request(format!("`access_token` is invalid: {e}")))?;
     tracing::info!(client = %client.client_id, appid = %appid, "a service reported a rejected access token");
-    state.wechat_tokens.invalidate(&appid, &rejected);
+    state.wechat_tokens.invalidate(&appid, &rejected).await;
     current_token(&state, &appid).await.map(axum::Json)
 }
 

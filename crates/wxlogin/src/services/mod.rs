@@ -9,7 +9,8 @@
 //! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
 //! - `phone`, `profile`, `users`, `import`: the rest of an account; `avatar_files`: the import
 //!   of avatar files from before avatars were kept in the database;
-//! - `wechat_tokens`: the background renewal of WeChat access tokens.
+//! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
+//! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it.
 
 mod accounts;
 pub(crate) mod avatar_files;
@@ -20,6 +21,7 @@ pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
+pub mod signing_keys;
 mod unionid;
 pub(crate) mod users;
 pub(crate) mod wechat_tokens;

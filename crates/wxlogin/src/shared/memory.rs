@@ -21,6 +21,8 @@ use crate::clock::SharedClock;
 const MAX_CLAIMS: usize = 100_000;
 /// Counter keys remembered at most.
 const MAX_COUNTERS: usize = 100_000;
+/// Shared values remembered at most (one WeChat access token per app is what they hold today).
+const MAX_VALUES: usize = 10_000;
 /// Events a slow subscriber may fall behind by before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
 /// How often a waiter for a lease looks again when no release woke it (the holder's lease may have
@@ -86,6 +88,7 @@ pub struct MemoryState {
     leases: Mutex<HashMap<String, (u128, i64)>>,
     released: tokio::sync::Notify,
     events: tokio::sync::broadcast::Sender<Revocation>,
+    values: Mutex<Expiring<String, Vec<u8>>>,
 }
 
 impl MemoryState {
@@ -97,6 +100,7 @@ impl MemoryState {
             leases: Mutex::new(HashMap::new()),
             released: tokio::sync::Notify::new(),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            values: Mutex::new(Expiring::new(MAX_VALUES)),
         }
     }
 
@@ -202,6 +206,43 @@ impl Counters for MemoryState {
         }
         counters.insert(key, 1, now.saturating_add(millis(window)));
         Ok((1, window))
+    }
+}
+
+#[async_trait]
+impl super::Values for MemoryState {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
+        let now = self.now();
+        let mut values = lock(&self.values);
+        values.purge(now);
+        Ok(values.get_mut(&key.to_owned(), now).map(|(v, _)| v.clone()))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SharedError> {
+        let now = self.now();
+        let mut values = lock(&self.values);
+        values.purge(now);
+        values.insert(
+            key.to_owned(),
+            value.to_vec(),
+            now.saturating_add(millis(ttl)),
+        );
+        Ok(())
+    }
+
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool, SharedError> {
+        let now = self.now();
+        let mut values = lock(&self.values);
+        let key = key.to_owned();
+        if values
+            .get_mut(&key, now)
+            .is_some_and(|(v, _)| v.as_slice() == expected)
+        {
+            // Its place in the expiry queue goes stale and is skipped when it reaches the front.
+            values.entries.remove(&key);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes), published by
 //!   one instance and heard by all;
 //! - [`Counters`]: counts per key in a fixed window (rate limits).
+//! - [`Values`]: small values with an expiry, replaced and removed atomically (the WeChat access
+//!   token every instance uses).
 //!
 //! Every call is async and fallible because the state may live in a network store; the in-memory
 //! implementation ([`memory`]) serves a single instance, the Redis one ([`redis`]) any number.
@@ -98,6 +100,20 @@ pub trait Counters: Send + Sync {
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError>;
 }
 
+/// Small values with an expiry, seen alike by every instance.
+#[async_trait]
+pub trait Values: Send + Sync {
+    /// The value of `key`, unless it is absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError>;
+
+    /// Sets `key` to `value` for `ttl`, replacing whatever it held.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SharedError>;
+
+    /// Deletes `key` only while it still holds `expected` (one atomic step): true when it did. A
+    /// value someone replaced meanwhile stays.
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool, SharedError>;
+}
+
 /// Whether the shared state answers (readiness).
 #[async_trait]
 pub trait Ping: Send + Sync {
@@ -112,6 +128,8 @@ pub struct SharedState {
     pub events: Arc<dyn Events>,
     pub counters: Arc<dyn Counters>,
     health: Arc<dyn Ping>,
+
+    pub values: Arc<dyn Values>,
 }
 
 impl SharedState {
@@ -119,12 +137,14 @@ impl SharedState {
     pub fn from_one<T>(implementation: Arc<T>) -> Self
     where
         T: Claims + Leases + Events + Counters + Ping + 'static,
+        T: Values,
     {
         Self {
             claims: implementation.clone(),
             leases: implementation.clone(),
             events: implementation.clone(),
             counters: implementation.clone(),
+            values: implementation.clone(),
             health: implementation,
         }
     }

@@ -1,5 +1,6 @@
 //! The shared state of several instances, in Redis: every instance of one deployment connects to
-//! the same server (and key prefix) and so sees the same claims, leases, counters and events.
+//! the same server (and key prefix) and so sees the same claims, leases, counters, values and
+//! events.
 //!
 //! Commands go over one [`ConnectionManager`], which reconnects by itself after a connection loss;
 //! events arrive over a separate pub/sub connection, kept by one background task per
@@ -31,7 +32,8 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 /// us) is noticed and replaced.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Deletes the lease only while it still holds this holder's token.
+/// Deletes the key only while it still holds the given value: a lease's holder token, or a shared
+/// value someone may have replaced meanwhile.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -245,6 +247,41 @@ impl Counters for RedisState {
             .await
             .map_err(self.fail("increment"))?;
         Ok((count, Duration::from_millis(left.max(0).unsigned_abs())))
+    }
+}
+
+/// `GET`, `SET ... PX`, and the compare-and-delete script of the leases.
+#[async_trait]
+impl super::Values for RedisState {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
+        redis::cmd("GET")
+            .arg(self.key("value", key))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(self.fail("get"))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SharedError> {
+        let _: String = redis::cmd("SET")
+            .arg(self.key("value", key))
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(self.fail("set"))?;
+        Ok(())
+    }
+
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool, SharedError> {
+        let deleted: i64 = self
+            .release
+            .key(self.key("value", key))
+            .arg(expected)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(self.fail("delete"))?;
+        Ok(deleted == 1)
     }
 }
 

@@ -6,7 +6,10 @@ mod api;
 mod client;
 mod error;
 
-pub use access_token::{AccessTokens, TokenMode, with_access_token};
+pub use access_token::{
+    AccessTokens, FetchLock, SharedToken, SharedTokens, SharedTokensError, TokenMode,
+    with_access_token,
+};
 pub use api::{Code2Session, IssuedToken, PhoneInfo};
 pub use client::{ClientConfig, RetryPolicy, WechatClient};
 pub use error::{ErrCode, WechatError};

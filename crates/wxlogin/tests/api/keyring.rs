@@ -340,3 +340,113 @@ async fn a_token_of_a_key_rotated_elsewhere_reloads_the_keyring_once() {
         "one reload for the whole burst"
     );
 }
+
+/// `wxlogin keys rotate` (another process) on the PostgreSQL database and Redis a running instance
+/// uses: the announcement makes it reload at once, long before its periodic reload.
+#[tokio::test]
+async fn a_rotation_announced_through_redis_reaches_a_running_instance_within_a_second() {
+    let Some(redis) = crate::shared::redis_settings() else {
+        return;
+    };
+    let Some(schema) = postgres_schema().await else {
+        return;
+    };
+    let database_url = schema.url.clone();
+    schema
+        .run(async move {
+            let sealing_key = wxlogin::crypto::SealingKey::generate_base64();
+            let settings_redis = redis.clone();
+            let (url, key) = (database_url.clone(), sealing_key.clone());
+            let app = TestApp::spawn_with(move |s| {
+                s.database.url = Some(url);
+                s.redis = settings_redis;
+                s.security.sealing_key = Some(wxlogin::crypto::SealingKey::parse(&key).unwrap());
+                s.tokens.keyring_reload_secs = 3600;
+            })
+            .await;
+            let jwks_kids = || async {
+                let jwks: Value = app
+                    .http
+                    .get(app.url("/.well-known/jwks.json"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                kids(&jwks)
+            };
+            assert_eq!(jwks_kids().await.len(), 1);
+
+            let dir = tempfile::tempdir().unwrap();
+            let config = dir.path().join("rotate.toml");
+            let text = format!(
+                r#"
+[server]
+data_dir = "{data}"
+
+[database]
+url = "{database_url}"
+
+[redis]
+url = "{redis_url}"
+key_prefix = "{prefix}"
+
+[security]
+sealing_key = "{sealing_key}"
+
+[wechat]
+base_url = "{wechat}"
+
+[[apps]]
+appid = "{DEMO_APPID}"
+secret = "{DEMO_SECRET}"
+"#,
+                data = dir.path().display(),
+                redis_url = redis.url,
+                prefix = redis.key_prefix,
+                wechat = app.wx.handle.base_url(),
+            );
+            std::fs::write(&config, text).unwrap();
+            let output = tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+                    .env_remove("WXLOGIN_CONFIG")
+                    .env("WXLOGIN_LOG", "warn")
+                    .args(["keys", "rotate", "--config"])
+                    .arg(&config)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let new_kid = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+
+            // Waiting for the announcement to arrive (real time), not for time to pass.
+            let listed = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    if jwks_kids().await.contains(&new_kid) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            assert!(listed.is_ok(), "the running instance lists the new key");
+            assert_eq!(
+                jwks_kids().await.len(),
+                2,
+                "the previous key stays published"
+            );
+            let token = app.login("after-rotation").await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(kid_of(&token), new_kid, "and signs with it");
+        })
+        .await;
+}

@@ -30,6 +30,7 @@ mod secrets;
 mod service;
 mod sessions;
 mod shared;
+mod shared_tokens;
 mod startup;
 mod store;
 mod token_checks;

@@ -31,7 +31,7 @@ const LONG_TTL: Duration = Duration::from_secs(30);
 static PUBSUB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The Redis settings for a fresh prefix, or `None` (said once) outside CI without Redis.
-fn redis_settings() -> Option<RedisSettings> {
+pub(crate) fn redis_settings() -> Option<RedisSettings> {
     let Ok(url) = std::env::var(REDIS_URL_VAR) else {
         assert!(!in_ci(), "CI=true but {REDIS_URL_VAR} is not set");
         static NOTICE: std::sync::Once = std::sync::Once::new();
@@ -267,6 +267,55 @@ async fn counters_count_within_their_window() {
     }
 }
 
+#[tokio::test]
+async fn values_are_shared_expire_and_are_deleted_only_while_unchanged() {
+    for s in subjects().await {
+        let name = s.name;
+        let (one, two) = (&s.one().values, &s.two().values);
+        assert_eq!(one.get("token:wx1").await.unwrap(), None, "{name}");
+        one.set("token:wx1", b"first\x00\xff", LONG_TTL)
+            .await
+            .unwrap();
+        assert_eq!(
+            two.get("token:wx1").await.unwrap().as_deref(),
+            Some(&b"first\x00\xff"[..]),
+            "{name}: seen by the other instance, bytes intact"
+        );
+        // Replaced by one instance: the other's delete of the value it read earlier does nothing.
+        two.set("token:wx1", b"second", LONG_TTL).await.unwrap();
+        assert!(
+            !one.delete_if_equal("token:wx1", b"first\x00\xff")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            one.get("token:wx1").await.unwrap().as_deref(),
+            Some(&b"second"[..]),
+            "{name}"
+        );
+        assert!(
+            one.delete_if_equal("token:wx1", b"second").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(two.get("token:wx1").await.unwrap(), None, "{name}: gone");
+        assert!(
+            !two.delete_if_equal("token:wx1", b"second").await.unwrap(),
+            "{name}: nothing left to delete"
+        );
+
+        one.set("token:wx2", b"short", SHORT_TTL).await.unwrap();
+        assert!(two.get("token:wx2").await.unwrap().is_some(), "{name}");
+        // Real time on Redis: 350 ms.
+        s.pass(SHORT_TTL + Duration::from_millis(50)).await;
+        assert_eq!(two.get("token:wx2").await.unwrap(), None, "{name}: expired");
+        assert!(
+            !two.delete_if_equal("token:wx2", b"short").await.unwrap(),
+            "{name}: an expired value is not there to delete"
+        );
+    }
+}
+
 async fn next(receiver: &mut Receiver<Revocation>, name: &str) -> Revocation {
     tokio::time::timeout(Duration::from_secs(3), receiver.recv())
         .await
@@ -457,15 +506,15 @@ async fn two_servers_sharing_redis_send_one_login_code_to_wechat_once() {
 
 /// A TCP relay to Redis that a test can cut and restore, as a network fault would: while cut, open
 /// connections are closed and new ones are dropped at once.
-struct Relay {
-    url: String,
+pub(crate) struct Relay {
+    pub(crate) url: String,
     up: Arc<std::sync::atomic::AtomicBool>,
     connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl Relay {
-    async fn to(redis_url: &str) -> Self {
+    pub(crate) async fn to(redis_url: &str) -> Self {
         let mut url = reqwest::Url::parse(redis_url).unwrap();
         let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -500,14 +549,14 @@ impl Relay {
         }
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
     }
 
-    fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
