@@ -127,12 +127,22 @@ struct Cluster {
     _mock: Process,
     mock_base: String,
     instances: Vec<Instance>,
+    /// Environment variables for every `serve` (`WXLOGIN_*` settings of the test).
+    env: Vec<(&'static str, &'static str)>,
     http: reqwest::Client,
+}
+
+/// What a test adds to the instances' configuration: TOML appended to the file (new tables only),
+/// and `WXLOGIN_*` variables.
+#[derive(Default)]
+struct Setup {
+    config: &'static str,
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl Cluster {
     /// Starts everything, the three instances at the same moment on the empty database.
-    async fn start(db: &FreshDatabase, extra_config: &str) -> Self {
+    async fn start(db: &FreshDatabase, setup: &Setup) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let redis = RedisServer::start(dir.path());
         let mock_port = free_port();
@@ -171,11 +181,13 @@ client_id = "{SERVICE_ID}"
 client_secret = "{SERVICE_SECRET}"
 {extra_config}
 "#,
+            extra_config = setup.config,
             sealing_key = wxlogin::crypto::SealingKey::generate_base64(),
             redis_url = redis.url(),
         );
         std::fs::write(&config, text).unwrap();
         let mut cluster = Self {
+            env: setup.env.to_vec(),
             config,
             database_url: db.url(),
             redis,
@@ -219,6 +231,7 @@ client_secret = "{SERVICE_SECRET}"
                 format!("127.0.0.1:{}", instance.port),
             )
             .env("WXLOGIN_SERVER__DATA_DIR", data_dir)
+            .envs(self.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -335,7 +348,7 @@ async fn wait_for(url: &str) {
 
 /// Runs `scenario` on a started cluster and a fresh database, then drops the database whatever
 /// the outcome. Outside CI, says "skipped" when PostgreSQL or redis-server is missing.
-async fn with_cluster<F, Fut>(extra_config: &str, scenario: F)
+async fn with_cluster<F, Fut>(setup: Setup, scenario: F)
 where
     F: FnOnce(Cluster) -> Fut,
     Fut: Future<Output = ()>,
@@ -348,7 +361,7 @@ where
         return;
     };
     let outcome = std::panic::AssertUnwindSafe(async {
-        let cluster = Cluster::start(&db, extra_config).await;
+        let cluster = Cluster::start(&db, &setup).await;
         scenario(cluster).await;
     })
     .catch_unwind()
@@ -361,7 +374,7 @@ where
 
 #[tokio::test]
 async fn three_instances_started_at_once_serve_identical_keys_and_honour_each_others_logouts() {
-    with_cluster("", |cluster| async move {
+    with_cluster(Setup::default(), |cluster| async move {
         // Started at the same moment on an empty database: one signing key, the same JWKS.
         let mut jwks = Vec::new();
         for i in 0..INSTANCES {
@@ -431,9 +444,85 @@ async fn three_instances_started_at_once_serve_identical_keys_and_honour_each_ot
     .await;
 }
 
+impl Cluster {
+    /// `count` concurrent internal access-token requests spread over the three: the tokens.
+    async fn access_tokens(&self, count: usize) -> Vec<String> {
+        let path = format!("/internal/v1/wechat/{DEMO_APPID}/access-token");
+        let requests = (0..count).map(|i| {
+            let request = self
+                .http
+                .get(self.url(i, &path))
+                .basic_auth(SERVICE_ID, Some(SERVICE_SECRET));
+            async move {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 200, "request {i}");
+                let body: Value = response.json().await.unwrap();
+                body["access_token"].as_str().unwrap().to_owned()
+            }
+        });
+        futures::future::join_all(requests).await
+    }
+}
+
+#[tokio::test]
+async fn three_instances_share_one_wechat_access_token_and_every_avatar() {
+    with_cluster(Setup::default(), |cluster| async move {
+        // 300 concurrent requests on a cold cache: one stable_token call, one token everywhere.
+        let tokens = cluster.access_tokens(300).await;
+        assert_eq!(cluster.calls("stable_token").await, 1);
+        assert!(tokens.iter().all(|t| t == &tokens[0]));
+
+        // An avatar uploaded on A is served by B and C.
+        let login = cluster.login(0, "frank").await;
+        let access = login["access_token"].as_str().unwrap();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&rand::random::<[u8; 32]>());
+        use crate::profile::{BOUNDARY, multipart};
+        let uploaded = cluster
+            .http
+            .post(cluster.url(0, "/v1/me/avatar"))
+            .bearer_auth(access)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(multipart("file", "image/png", &png))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), 200);
+        let profile: Value = uploaded.json().await.unwrap();
+        let avatar_url = profile["avatar_url"].as_str().unwrap();
+        let path = &avatar_url[avatar_url.find("/v1/avatars/").unwrap()..];
+        for i in 1..INSTANCES {
+            let served = cluster.http.get(cluster.url(i, path)).send().await.unwrap();
+            assert_eq!(served.status(), 200, "instance {i}");
+            assert_eq!(served.bytes().await.unwrap().as_ref(), png.as_slice());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_classic_mode_three_instances_never_replace_each_others_access_token() {
+    let setup = Setup {
+        env: &[("WXLOGIN_WECHAT__TOKEN_MODE", "classic")],
+        ..Setup::default()
+    };
+    with_cluster(setup, |cluster| async move {
+        // Each /cgi-bin/token call replaces the app's previous token: one call in all means no
+        // instance replaced the token the others serve.
+        let tokens = cluster.access_tokens(300).await;
+        assert_eq!(cluster.calls("token").await, 1);
+        assert_eq!(cluster.calls("stable_token").await, 0);
+        assert!(tokens.iter().all(|t| t == &tokens[0]));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_instance_killed_with_sigkill_loses_no_session() {
-    with_cluster("", |mut cluster| async move {
+    with_cluster(Setup::default(), |mut cluster| async move {
         let mut sessions = Vec::new();
         for n in 0..10 {
             let login = cluster.login(2, &format!("user-{n}")).await;
@@ -453,7 +542,7 @@ async fn an_instance_killed_with_sigkill_loses_no_session() {
 
 #[tokio::test]
 async fn redis_stopped_then_started_again_recovers_every_instance_without_a_restart() {
-    with_cluster("", |mut cluster| async move {
+    with_cluster(Setup::default(), |mut cluster| async move {
         let signed_in = cluster.login(0, "carol").await;
         let access = signed_in["access_token"].as_str().unwrap().to_owned();
         cluster.redis.stop();

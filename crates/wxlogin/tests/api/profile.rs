@@ -30,10 +30,10 @@ async fn get_avatar(app: &TestApp, name: &str) -> reqwest::Response {
         .unwrap()
 }
 
-const BOUNDARY: &str = "wxlogin-test-boundary-7d3c";
+pub const BOUNDARY: &str = "wxlogin-test-boundary-7d3c";
 
 /// A multipart body with one part named `field`, declared as `content_type`.
-fn multipart(field: &str, content_type: &str, bytes: &[u8]) -> Vec<u8> {
+pub fn multipart(field: &str, content_type: &str, bytes: &[u8]) -> Vec<u8> {
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"avatar\"\r\n\
          Content-Type: {content_type}\r\n\r\n"
