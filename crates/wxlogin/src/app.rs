@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::http::Gateway;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
-use crate::shared::{CodeExchanges, SharedError, SharedState};
+use crate::shared::{CodeExchanges, RateLimits, SharedError, SharedState};
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
@@ -181,11 +181,17 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
             .map(|(id, app)| (id.clone(), app.secret.clone())),
     );
     let shared = open_shared_state(&settings, clock.clone()).await?;
+    let rate_limits = RateLimits::new(
+        settings.rate_limits.clone(),
+        shared.limiter.clone(),
+        clock.clone(),
+    );
     Ok(AppState {
         settings: Arc::new(settings),
         clock,
         store,
         code_exchanges: CodeExchanges::new(shared.claims.clone()),
+        rate_limits,
         shared,
         wechat,
         wechat_tokens,

@@ -8,6 +8,7 @@
 //! - `sessions`: token pairs, refresh rotation and reuse detection, logout, `authenticate`;
 //! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
 //! - `phone`, `profile`, `users`, `import`: the rest of an account;
+//! - `rate_limits`: `[rate_limits]` applied, 429 `rate_limited` with `Retry-After`;
 //! - `wechat_tokens`: the background renewal of WeChat access tokens.
 
 mod accounts;
@@ -16,6 +17,7 @@ pub mod import;
 pub(crate) mod login;
 pub(crate) mod phone;
 pub(crate) mod profile;
+pub(crate) mod rate_limits;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
 mod unionid;
