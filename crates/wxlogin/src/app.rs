@@ -12,7 +12,7 @@ use crate::http::Gateway;
 use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
-use crate::shared::{CodeExchanges, SharedError, SharedState};
+use crate::shared::{CodeExchanges, RateLimits, SharedError, SharedState};
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
@@ -91,7 +91,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     }
 }
 
-/// Redis when configured (every instance then sees the same claims, leases, events, counters and
+/// Redis when configured (every instance then sees the same claims, leases, events, rate limits and
 /// values), else memory, which is right for one instance only.
 pub(crate) async fn open_shared_state(
     settings: &Settings,
@@ -187,11 +187,17 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
             .map(|(id, app)| (id.clone(), app.secret.clone())),
     )
     .with_shared(Arc::new(shared_tokens));
+    let rate_limits = RateLimits::new(
+        settings.rate_limits.clone(),
+        shared.limiter.clone(),
+        clock.clone(),
+    );
     Ok(AppState {
         settings: Arc::new(settings),
         clock,
         store,
         code_exchanges: CodeExchanges::new(shared.claims.clone()),
+        rate_limits,
         shared,
         wechat,
         wechat_tokens,

@@ -359,8 +359,12 @@ impl ApiError {
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::new(ErrorCode::RateLimited, "too many requests; retry later")
-            .retry_after(retry_after_secs)
+        Self::too_many_requests("too many requests; retry later", retry_after_secs)
+    }
+
+    /// 429 `rate_limited`, saying which limit (`Retry-After` in whole seconds, at least 1).
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(ErrorCode::RateLimited, message).retry_after(retry_after_secs.max(1))
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

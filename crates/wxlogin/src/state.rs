@@ -8,7 +8,7 @@ use crate::clock::SharedClock;
 use crate::config::{Registration, Settings};
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret};
-use crate::shared::{CodeExchanges, SharedState};
+use crate::shared::{CodeExchanges, RateLimits, SharedState};
 use crate::store::Store;
 use crate::tokens::{KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
@@ -35,6 +35,8 @@ pub struct AppState {
     pub sealing: SealingKey,
     pub apps: Arc<HashMap<AppId, AppEntry>>,
     pub(crate) code_exchanges: CodeExchanges,
+    /// `[rate_limits]` over the shared limiter.
+    pub(crate) rate_limits: RateLimits,
 }
 
 impl AppState {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{
     AppSettings, ConfigError, DatabaseSettings, GatewaySettings, IdentityHeaderSettings,
     LogSettings, RedisSettings, Registration, SecuritySettings, ServerSettings, ServiceSettings,
-    Settings, TokenSettings, WechatSettings, validate,
+    Settings, TokenSettings, WechatSettings, rate_limits::RawRateLimits, validate,
 };
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
@@ -30,6 +30,7 @@ struct RawSettings {
     log: LogSettings,
     identity_headers: IdentityHeaderSettings,
     gateway: GatewaySettings,
+    rate_limits: RawRateLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -201,6 +202,7 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         log: raw.log,
         identity_headers: raw.identity_headers,
         gateway: raw.gateway,
+        rate_limits: raw.rate_limits.resolve()?,
     })
 }
 

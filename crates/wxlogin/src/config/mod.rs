@@ -6,6 +6,7 @@
 
 mod error;
 mod load;
+mod rate_limits;
 mod redact;
 mod trusted_proxies;
 mod validate;
@@ -23,6 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use rate_limits::{
+    EndpointLimits, LimitScope, LimitedEndpoint, MAX_RATE_COUNT, Rate, RateLimitSettings,
+};
 pub(crate) use redact::{redact_url_password, scrub_url_secrets};
 pub use trusted_proxies::TrustedProxy;
 
@@ -45,6 +49,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub identity_headers: IdentityHeaderSettings,
     pub gateway: GatewaySettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// One identity header of forward auth (`GET /v1/auth/verify`) and the gateway.

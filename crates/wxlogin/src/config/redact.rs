@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::Settings;
+use super::{EndpointLimits, Settings};
 
 const REDACTED: &str = "<redacted>";
 
@@ -20,6 +20,7 @@ struct View {
     log: LogView,
     identity_headers: IdentityHeadersView,
     gateway: GatewayView,
+    rate_limits: RateLimitsView,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     apps: Vec<AppView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -46,6 +47,35 @@ struct RouteView {
     auth: &'static str,
     pass_authorization: bool,
     strip_prefix: bool,
+}
+
+#[derive(Serialize)]
+struct RateLimitsView {
+    login: LimitsView,
+    register: LimitsView,
+    refresh: LimitsView,
+    phone: LimitsView,
+    wechat_session: LimitsView,
+    introspect: LimitsView,
+    service_auth: LimitsView,
+}
+
+#[derive(Serialize)]
+struct LimitsView {
+    per_ip: String,
+    per_user: String,
+    per_app: String,
+}
+
+impl LimitsView {
+    fn of(limits: &EndpointLimits) -> Self {
+        let [per_ip, per_user, per_app] = limits.shown();
+        Self {
+            per_ip,
+            per_user,
+            per_app,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -229,6 +259,15 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                     strip_prefix: r.strip_prefix,
                 })
                 .collect(),
+        },
+        rate_limits: RateLimitsView {
+            login: LimitsView::of(&s.rate_limits.login),
+            register: LimitsView::of(&s.rate_limits.register),
+            refresh: LimitsView::of(&s.rate_limits.refresh),
+            phone: LimitsView::of(&s.rate_limits.phone),
+            wechat_session: LimitsView::of(&s.rate_limits.wechat_session),
+            introspect: LimitsView::of(&s.rate_limits.introspect),
+            service_auth: LimitsView::of(&s.rate_limits.service_auth),
         },
         apps: s
             .apps

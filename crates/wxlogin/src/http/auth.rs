@@ -4,10 +4,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::ClientIp;
 use super::extract::{AppBytes, AppJson, AuthUser, optional_json};
 use super::me::PhoneView;
+use crate::config::LimitedEndpoint;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorBody};
+use crate::services::rate_limits::{self, Subject};
 use crate::services::sessions::SignedIn;
 use crate::state::AppState;
 
@@ -97,18 +100,31 @@ fn resolve_appid(state: &AppState, appid: Option<String>) -> Result<AppId, ApiEr
         (status = 403, description = "`login_blocked`; `phone_required` or `registration_closed`, with a `login_ticket` for `POST /v1/auth/wechat/register`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
         (status = 409, description = "`phone_in_use`, `identity_conflict`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.login]` per IP and per app (before WeChat is asked), per WeChat user (after the code exchange), or WeChat's minute quota", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn login_with_wechat(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     let code = LoginCode::parse(request.code)
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
     let appid = resolve_appid(&state, request.appid)?;
     let phone_code = request.phone_code.map(parse_phone_code).transpose()?;
+    // An appid this server does not serve is refused next (`unknown_app`), counted per IP only,
+    // so made-up appids cannot fill the limiter with keys.
+    let app = state
+        .apps
+        .contains_key(&appid)
+        .then(|| Subject::App(appid.as_str()));
+    rate_limits::check(
+        &state,
+        LimitedEndpoint::Login,
+        &[ClientIp::subject(client.as_ref()), app],
+    )
+    .await?;
     crate::services::login::login_with_wechat(&state, appid, code, phone_code)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
@@ -137,14 +153,22 @@ pub struct RegisterRequest {
         (status = 400, description = "`invalid_request`, `invalid_ticket` (unknown, expired or used: log in again), `invalid_code` (the phone code)", body = ErrorBody),
         (status = 403, description = "`registration_closed` (no user has this phone number), `login_blocked`", body = ErrorBody),
         (status = 409, description = "`phone_in_use`, `identity_conflict`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.register]` per IP, per WeChat user and per app of the ticket (the ticket stays usable), or WeChat's minute quota", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     let phone_code = parse_phone_code(request.phone_code)?;
+    rate_limits::check(
+        &state,
+        LimitedEndpoint::Register,
+        &[ClientIp::subject(client.as_ref())],
+    )
+    .await?;
     crate::services::login::register(&state, &request.login_ticket, &phone_code)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
@@ -165,11 +189,19 @@ pub struct RefreshRequest {
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_grant`", body = ErrorBody),
         (status = 403, description = "`login_blocked`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.refresh]` per IP, per user and per app of the session; the refresh token stays usable", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     AppJson(request): AppJson<RefreshRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
+    rate_limits::check(
+        &state,
+        LimitedEndpoint::Refresh,
+        &[ClientIp::subject(client.as_ref())],
+    )
+    .await?;
     crate::services::sessions::refresh(&state, &request.refresh_token)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))

@@ -6,8 +6,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OptionalFromRequestParts, Request, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -64,6 +65,24 @@ impl ClientIp {
         }
         hops.reverse();
         Self { hops }
+    }
+}
+
+/// `Option<ClientIp>` as an extractor: `None` only for a request that did not come over TCP.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned())
+    }
+}
+
+impl ClientIp {
+    /// What the client's per-IP rate limits count by.
+    pub(crate) fn subject(
+        client: Option<&Self>,
+    ) -> Option<crate::services::rate_limits::Subject<'static>> {
+        client.map(|c| crate::services::rate_limits::Subject::Ip(c.ip()))
     }
 }
 

@@ -8,8 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
-use crate::config::ServiceSettings;
+use super::ClientIp;
+use crate::config::{LimitedEndpoint, ServiceSettings};
 use crate::error::{ApiError, ErrorCode};
+use crate::services::rate_limits::{self, Subject};
 pub(crate) use crate::services::sessions::AuthUser;
 use crate::services::sessions::authenticate;
 use crate::state::AppState;
@@ -130,6 +132,9 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// A backend service authenticated with HTTP Basic `client_id:client_secret` from `[[services]]`.
+/// `[rate_limits.service_auth]` counts every attempt per client IP before the credentials are
+/// compared, and the service client once they matched (a client id that failed is nobody's, and
+/// counting it would let anyone lock a service out).
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     pub client_id: String,
@@ -139,26 +144,34 @@ impl FromRequestParts<AppState> for ServiceClient {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = single_authorization(&parts.headers, |_| ApiError::invalid_client())?
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::invalid_client)?;
-        let (scheme, encoded) = value.split_once(' ').ok_or_else(ApiError::invalid_client)?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(ApiError::invalid_client());
-        }
-        let decoded = STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(ApiError::invalid_client)?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(ApiError::invalid_client)?;
-        let found = find_service(&state.settings.services, id, secret);
-        found
-            .map(|client_id| Self { client_id })
-            .ok_or_else(ApiError::invalid_client)
+        let client = parts.extensions.get::<ClientIp>();
+        let ip = ClientIp::subject(client);
+        rate_limits::check(state, LimitedEndpoint::ServiceAuth, &[ip]).await?;
+        let client_id = authenticate_service(parts, state)?;
+        let subject = Some(Subject::User(client_id.as_str()));
+        rate_limits::check(state, LimitedEndpoint::ServiceAuth, &[subject]).await?;
+        Ok(Self { client_id })
     }
+}
+
+/// The client id of the request's valid service credential.
+fn authenticate_service(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let value = single_authorization(&parts.headers, |_| ApiError::invalid_client())?
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::invalid_client)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(ApiError::invalid_client)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::invalid_client());
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(ApiError::invalid_client)?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(ApiError::invalid_client)?;
+    find_service(&state.settings.services, id, secret).ok_or_else(ApiError::invalid_client)
 }
 
 /// The configured service these credentials belong to. Every service is compared, id and secret

@@ -40,6 +40,7 @@ async fn current_token(state: &AppState, appid: &AppId) -> Result<AccessTokenRes
         (status = 200, description = "The token", body = AccessTokenResponse),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn get_access_token(
@@ -70,6 +71,7 @@ pub struct InvalidateRequest {
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
 pub async fn invalidate_access_token(
     State(state): State<AppState>,
@@ -123,6 +125,7 @@ pub struct InternalUser {
         (status = 200, description = "The user", body = InternalUser),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
 pub async fn get_user(
     State(state): State<AppState>,

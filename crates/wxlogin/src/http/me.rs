@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ClientIp;
 use super::extract::{AppJson, AuthUser};
+use crate::config::LimitedEndpoint;
 use crate::domain::Phone;
 use crate::domain::PhoneCode;
 use crate::error::{ApiError, ErrorBody};
@@ -280,11 +282,13 @@ pub struct BindPhoneRequest {
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 409, description = "`phone_in_use`: bound to another account", body = ErrorBody),
         (status = 422, description = "`stale_session_key` (legacy data): call wx.login, POST /v1/wechat/session, retry", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.phone]` per IP, per user and per app, or WeChat's minute quota", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn bind_phone(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     user: AuthUser,
     AppJson(request): AppJson<BindPhoneRequest>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
@@ -309,6 +313,13 @@ pub async fn bind_phone(
             ));
         }
     };
+    crate::services::rate_limits::check_signed_in(
+        &state,
+        LimitedEndpoint::Phone,
+        ClientIp::subject(client.as_ref()),
+        &user,
+    )
+    .await?;
     let updated =
         crate::services::phone::bind_for_user(&state, &user.user_id, &user.appid, source).await?;
     Ok(axum::Json(me_response(&state, updated)))

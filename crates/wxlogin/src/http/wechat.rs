@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::ClientIp;
 use super::extract::{AppJson, AuthUser};
+use crate::config::LimitedEndpoint;
 use crate::domain::LoginCode;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -122,17 +124,25 @@ pub async fn verify_signature(
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 403, description = "`login_blocked`", body = ErrorBody),
         (status = 409, description = "`identity_mismatch`: the code is another WeChat user's", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.wechat_session]` per IP, per user and per app, or WeChat's minute quota", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn refresh_session(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     user: AuthUser,
     AppJson(request): AppJson<SessionRequest>,
 ) -> Result<StatusCode, ApiError> {
     let code = LoginCode::parse(request.code)
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
+    crate::services::rate_limits::check_signed_in(
+        &state,
+        LimitedEndpoint::WechatSession,
+        ClientIp::subject(client.as_ref()),
+        &user,
+    )
+    .await?;
     crate::services::session_key::refresh_session_key(&state, &user.user_id, &user.appid, code)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -144,13 +154,22 @@ pub async fn refresh_session(
     responses(
         (status = 200, description = "Whether WeChat takes the stored session_key", body = ValidResponse),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.wechat_session]` per IP, per user and per app, or WeChat's minute quota", body = ErrorBody),
         (status = 502, description = "`wechat_error`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
     ))]
 pub async fn check_session(
     State(state): State<AppState>,
+    client: Option<ClientIp>,
     user: AuthUser,
 ) -> Result<axum::Json<ValidResponse>, ApiError> {
+    crate::services::rate_limits::check_signed_in(
+        &state,
+        LimitedEndpoint::WechatSession,
+        ClientIp::subject(client.as_ref()),
+        &user,
+    )
+    .await?;
     let valid =
         crate::services::session_key::check_session_key(&state, &user.user_id, &user.appid).await?;
     Ok(axum::Json(ValidResponse { valid }))

@@ -7,8 +7,11 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::ClientIp;
 use super::extract::{AppBytes, ServiceClient};
+use crate::config::LimitedEndpoint;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::services::rate_limits::{self, Subject};
 use crate::services::sessions::authenticate;
 use crate::state::AppState;
 
@@ -139,13 +142,20 @@ fn parse_introspect(headers: &HeaderMap, body: &Bytes) -> Result<IntrospectReque
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: neither a form nor JSON", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `[rate_limits.introspect]` per IP and per service client, or `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
+    ip: Option<ClientIp>,
     client: ServiceClient,
     headers: HeaderMap,
     AppBytes(body): AppBytes,
 ) -> Result<axum::Json<IntrospectResponse>, ApiError> {
+    let subjects = [
+        ClientIp::subject(ip.as_ref()),
+        Some(Subject::User(client.client_id.as_str())),
+    ];
+    rate_limits::check(&state, LimitedEndpoint::Introspect, &subjects).await?;
     let request = parse_introspect(&headers, &body)?;
     let active = match authenticate(&state, request.token.trim()).await {
         Ok(user) => Some(user.claims),

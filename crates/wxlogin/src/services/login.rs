@@ -3,6 +3,7 @@
 
 use futures::FutureExt as _;
 
+use crate::config::LimitedEndpoint;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -11,6 +12,7 @@ use crate::tokens::hash_login_ticket;
 
 use super::accounts::{LOGIN_TICKET_ATTEMPTS, Proven, admit};
 use super::exchange::exchange_key;
+use super::rate_limits::{self, Subject};
 use super::sessions::{SignedIn, start_session};
 
 type Outcome = Result<SignedIn, ApiError>;
@@ -42,6 +44,10 @@ async fn complete_login(
 ) -> Outcome {
     let app = state.apps.get(appid).ok_or_else(ApiError::unknown_app)?;
     let session = state.wechat.code2session(appid, &app.secret, code).await?;
+    // Only now is the WeChat user known. The code is spent either way; what this limit bounds is
+    // the sessions (and the phone calls) one WeChat user can open.
+    let user = format!("{appid}:{}", session.openid.as_str());
+    rate_limits::check(state, LimitedEndpoint::Login, &[Some(Subject::User(&user))]).await?;
     // Both WeChat calls come before any write: a refused phone code leaves nothing half done.
     let phone = match phone_code {
         Some(code) => Some(super::phone::fetch_phone(state, appid, code).await?),
@@ -75,6 +81,16 @@ pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) ->
     let Some(app) = state.apps.get(&taken.appid) else {
         return Err(ApiError::unknown_app());
     };
+    let user = format!("{}:{}", taken.appid, taken.openid.as_str());
+    let subjects = [
+        Some(Subject::User(&user)),
+        Some(Subject::App(taken.appid.as_str())),
+    ];
+    if let Err(limited) = rate_limits::check(state, LimitedEndpoint::Register, &subjects).await {
+        // Before WeChat is asked: the ticket goes back as it was, no attempt spent.
+        state.store.insert_login_ticket(&taken).await?;
+        return Err(limited);
+    }
     let proven = Proven::from_ticket(&taken);
     let admitted = match super::phone::fetch_phone(state, &proven.appid, phone_code).await {
         Ok(phone) => admit(state, app.registration, &proven, Some(phone)).await,

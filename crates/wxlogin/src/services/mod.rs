@@ -9,6 +9,7 @@
 //! - `session_key`: the stored WeChat session_key (open data, signatures, renewal, check);
 //! - `phone`, `profile`, `users`, `import`: the rest of an account; `avatar_files`: the import
 //!   of avatar files from before avatars were kept in the database;
+//! - `rate_limits`: `[rate_limits]` applied, 429 `rate_limited` with `Retry-After`;
 //! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
 //! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it.
 
@@ -19,6 +20,7 @@ pub mod import;
 pub(crate) mod login;
 pub(crate) mod phone;
 pub(crate) mod profile;
+pub(crate) mod rate_limits;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
 pub mod signing_keys;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::LimitedEndpoint;
 use crate::domain::{AppId, SessionId, UserId};
 use crate::error::ApiError;
 use crate::shared::Revocation;
@@ -11,6 +12,8 @@ use crate::store::{RefreshToken, Session, User};
 use crate::tokens::{
     AccessClaims, KeyringError, TokenError, generate_refresh_token, hash_refresh_token,
 };
+
+use super::rate_limits::Subject;
 
 /// What login, register and refresh hand out: a token pair for a session of `user`.
 #[derive(Debug, Clone)]
@@ -125,6 +128,16 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
         tracing::info!(session = %session.id, appid = %session.appid, "refresh for an app no longer configured");
         return Err(ApiError::invalid_grant());
     }
+    // Before anything rotates: a refused refresh leaves the presented token as it was.
+    super::rate_limits::check(
+        state,
+        LimitedEndpoint::Refresh,
+        &[
+            Some(Subject::User(session.user_id.as_str())),
+            Some(Subject::App(session.appid.as_str())),
+        ],
+    )
+    .await?;
     let user = store
         .get_user(&session.user_id)
         .await?

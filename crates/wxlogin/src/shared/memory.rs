@@ -4,23 +4,25 @@
 //!
 //! When a table is full of live entries, the oldest one is dropped. For login-code claims that
 //! means a code older than the newest 100,000 could be sent to WeChat a second time, where WeChat's
-//! own single-use rule refuses it (`invalid_code`); for counters it means a rate limit forgets the
-//! oldest key first.
+//! own single-use rule refuses it (`invalid_code`); for rate limits it means the key counted
+//! longest ago is forgotten first (its next request finds a full bucket).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{Claims, Counters, Events, Lease, Leases, Ping, Revocation, SharedError};
+use super::{
+    Claims, Events, Lease, Leases, Limit, Limiter, Ping, Revocation, SharedError, Verdict, gcra,
+};
 use crate::clock::SharedClock;
 
 /// Claims remembered at most (about 100 bytes each).
 const MAX_CLAIMS: usize = 100_000;
-/// Counter keys remembered at most.
-const MAX_COUNTERS: usize = 100_000;
+/// Rate-limit keys remembered at most (about 150 bytes each).
+const MAX_LIMIT_KEYS: usize = 100_000;
 /// Shared values remembered at most (one WeChat access token per app is what they hold today).
 const MAX_VALUES: usize = 10_000;
 /// Events a slow subscriber may fall behind by before it is told it lagged.
@@ -29,11 +31,12 @@ const EVENT_BUFFER: usize = 1024;
 /// expired instead).
 const LEASE_POLL: Duration = Duration::from_millis(20);
 
-/// A map whose entries expire, with a queue in insertion order to find the expired ones.
+/// A map whose entries expire, with a queue to find the expired ones: each key is queued once, at
+/// the expiry it had when it was queued.
 struct Expiring<K, V> {
     entries: HashMap<K, (V, i64)>,
-    /// `(expires_at, key)` in insertion order; an entry whose key was re-inserted since is stale
-    /// and skipped when it reaches the front.
+    /// `(expires_at, key)`, one per entry, in the order queued. An entry extended since it was
+    /// queued is queued again at its new expiry when it reaches the front.
     order: VecDeque<(i64, K)>,
     capacity: usize,
 }
@@ -47,19 +50,23 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         }
     }
 
-    /// Drops expired entries from the front, and the oldest ones while over capacity.
+    /// Drops expired entries from the front, and the front one while full (room for one more).
+    /// Each step either drops an entry or re-queues one that was extended, so the work is O(1)
+    /// amortised per insert.
     fn purge(&mut self, now: i64) {
-        while let Some((expires_at, _)) = self.order.front() {
-            if *expires_at > now && self.order.len() < self.capacity {
+        while let Some((queued_at, _)) = self.order.front() {
+            let full = self.entries.len() >= self.capacity;
+            if *queued_at > now && !full {
                 break;
             }
-            if let Some((expires_at, key)) = self.order.pop_front()
-                && self
-                    .entries
-                    .get(&key)
-                    .is_some_and(|(_, at)| *at == expires_at)
-            {
-                self.entries.remove(&key);
+            let Some((_, key)) = self.order.pop_front() else {
+                break;
+            };
+            match self.entries.get(&key) {
+                Some((_, at)) if *at > now && !full => self.order.push_back((*at, key)),
+                _ => {
+                    self.entries.remove(&key);
+                }
             }
         }
     }
@@ -69,9 +76,16 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         self.entries.get_mut(key).filter(|(_, at)| *at > now)
     }
 
+    /// Sets `key`, live until `expires_at` (never earlier than an expiry it had: entries are only
+    /// extended).
     fn insert(&mut self, key: K, value: V, expires_at: i64) {
-        self.order.push_back((expires_at, key.clone()));
-        self.entries.insert(key, (value, expires_at));
+        if self
+            .entries
+            .insert(key.clone(), (value, expires_at))
+            .is_none()
+        {
+            self.order.push_back((expires_at, key));
+        }
     }
 
     #[cfg(test)]
@@ -84,7 +98,8 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
 pub struct MemoryState {
     clock: SharedClock,
     claims: Mutex<Expiring<[u8; 32], ()>>,
-    counters: Mutex<Expiring<String, u64>>,
+    /// Rate-limit key → nothing; the entry's expiry (in microseconds) is the key's TAT.
+    limits: Mutex<Expiring<String, ()>>,
     leases: Mutex<HashMap<String, (u128, i64)>>,
     released: tokio::sync::Notify,
     events: tokio::sync::broadcast::Sender<Revocation>,
@@ -96,7 +111,7 @@ impl MemoryState {
         Self {
             clock,
             claims: Mutex::new(Expiring::new(MAX_CLAIMS)),
-            counters: Mutex::new(Expiring::new(MAX_COUNTERS)),
+            limits: Mutex::new(Expiring::new(MAX_LIMIT_KEYS)),
             leases: Mutex::new(HashMap::new()),
             released: tokio::sync::Notify::new(),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
@@ -193,19 +208,31 @@ impl Ping for MemoryState {
 }
 
 #[async_trait]
-impl Counters for MemoryState {
-    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError> {
-        let now = self.now();
-        let mut counters = lock(&self.counters);
-        counters.purge(now);
-        let key = key.to_owned();
-        if let Some((count, ends_at)) = counters.get_mut(&key, now) {
-            *count = count.saturating_add(1);
-            let left = (*ends_at - now).max(0).unsigned_abs();
-            return Ok((*count, Duration::from_millis(left)));
+impl Limiter for MemoryState {
+    async fn take(&self, limits: &[Limit], now: SystemTime) -> Result<Verdict, SharedError> {
+        let now = gcra::micros(now);
+        let mut table = lock(&self.limits);
+        table.purge(now);
+        let mut next = Vec::with_capacity(limits.len());
+        let mut refused: Option<(usize, i64)> = None;
+        for (i, limit) in limits.iter().enumerate() {
+            let tat = table.get_mut(&limit.key, now).map(|(_, tat)| *tat);
+            match gcra::step(tat, now, limit.rate) {
+                Ok(tat) => next.push(tat),
+                Err(wait) => {
+                    if refused.is_none_or(|(_, longest)| wait > longest) {
+                        refused = Some((i, wait));
+                    }
+                }
+            }
         }
-        counters.insert(key, 1, now.saturating_add(millis(window)));
-        Ok((1, window))
+        if let Some((limit, wait)) = refused {
+            return Ok(gcra::refused(limit, wait));
+        }
+        for (limit, tat) in limits.iter().zip(next) {
+            table.insert(limit.key.clone(), (), tat);
+        }
+        Ok(Verdict::Allowed)
     }
 }
 
@@ -287,5 +314,41 @@ mod tests {
         let claims = lock(&state.claims);
         assert!(claims.len() <= MAX_CLAIMS);
         assert!(claims.order.len() <= MAX_CLAIMS);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_limit_keys_stays_bounded_and_a_busy_key_is_queued_once() {
+        let state = state();
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let rate: crate::config::Rate = "1000000/s".parse().unwrap();
+        let busy = [Limit {
+            key: "login:per_app:busy".into(),
+            rate,
+        }];
+        for n in 0..(MAX_LIMIT_KEYS + 5_000) {
+            let limits = [Limit {
+                key: format!("login:per_ip:{n}"),
+                rate,
+            }];
+            assert_eq!(state.take(&limits, now).await.unwrap(), Verdict::Allowed);
+            assert_eq!(state.take(&busy, now).await.unwrap(), Verdict::Allowed);
+        }
+        let table = lock(&state.limits);
+        assert!(table.len() <= MAX_LIMIT_KEYS);
+        assert_eq!(table.order.len(), table.len(), "one queue entry per key");
+    }
+
+    #[test]
+    fn an_extended_entry_is_queued_again_not_dropped() {
+        let mut table: Expiring<u32, ()> = Expiring::new(10);
+        table.insert(1, (), 10);
+        table.insert(2, (), 10);
+        table.insert(1, (), 30);
+        table.purge(20);
+        assert!(table.get_mut(&1, 20).is_some(), "extended: still live");
+        assert!(table.get_mut(&2, 20).is_none());
+        assert_eq!(table.order.len(), 1);
+        table.purge(31);
+        assert_eq!(table.len(), 0);
     }
 }

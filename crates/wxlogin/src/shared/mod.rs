@@ -6,7 +6,7 @@
 //!   crashed holder never blocks the others for long;
 //! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes), published by
 //!   one instance and heard by all;
-//! - [`Counters`]: counts per key in a fixed window (rate limits).
+//! - [`Limiter`]: rate limits, a GCRA bucket per key, so a limit holds across instances;
 //! - [`Values`]: small values with an expiry, replaced and removed atomically (the WeChat access
 //!   token every instance uses).
 //!
@@ -16,16 +16,20 @@
 //! [`SharedState`].
 
 mod flight;
+mod gcra;
+mod limits;
 pub mod memory;
 pub mod redis;
 
 pub(crate) use flight::CodeExchanges;
+pub(crate) use limits::{Limited, RateLimits, Subject};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::config::Rate;
 use crate::domain::{SessionId, UserId};
 
 /// The shared state could not be reached or answered nonsense. Callers decide, per function,
@@ -92,12 +96,37 @@ pub trait Events: Send + Sync {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
 }
 
-/// Counters with an expiry.
+/// One limit a request is counted against: a key (the endpoint, what it counts by and whom) and
+/// its rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub key: String,
+    pub rate: Rate,
+}
+
+/// What [`Limiter::take`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Counted against every limit.
+    Allowed,
+    /// Counted against none: `limit` (an index into the limits given) has no room, and will have
+    /// room for this request again after `retry_after` (the longest wait among the full ones).
+    Refused { limit: usize, retry_after: Duration },
+}
+
+/// Rate limits by the generic cell rate algorithm: a rate of N per period T lets N requests pass
+/// at once and then one each T/N, as a bucket of N refilling steadily would. Each key keeps one
+/// number, its theoretical arrival time (TAT); a request at `now` fits while
+/// `max(TAT, now) + T/N - now <= T`, and moves the TAT by T/N.
+///
+/// The time is the caller's (the deployment's [`Clock`](crate::clock::Clock)), not the
+/// implementation's, so both implementations count alike and tests move it; instances of one
+/// deployment keep their clocks in step anyway (tokens expire by them).
 #[async_trait]
-pub trait Counters: Send + Sync {
-    /// Adds one to `key` in its current window of length `window` and returns the count so far in
-    /// that window, with the time until the window ends.
-    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError>;
+pub trait Limiter: Send + Sync {
+    /// Counts one request at `now` against every one of `limits` if each has room, else against
+    /// none of them.
+    async fn take(&self, limits: &[Limit], now: SystemTime) -> Result<Verdict, SharedError>;
 }
 
 /// Small values with an expiry, seen alike by every instance.
@@ -126,7 +155,7 @@ pub struct SharedState {
     pub claims: Arc<dyn Claims>,
     pub leases: Arc<dyn Leases>,
     pub events: Arc<dyn Events>,
-    pub counters: Arc<dyn Counters>,
+    pub limiter: Arc<dyn Limiter>,
     health: Arc<dyn Ping>,
 
     pub values: Arc<dyn Values>,
@@ -136,14 +165,13 @@ impl SharedState {
     /// One implementation serving every function.
     pub fn from_one<T>(implementation: Arc<T>) -> Self
     where
-        T: Claims + Leases + Events + Counters + Ping + 'static,
-        T: Values,
+        T: Claims + Leases + Events + Limiter + Values + Ping + 'static,
     {
         Self {
             claims: implementation.clone(),
             leases: implementation.clone(),
             events: implementation.clone(),
-            counters: implementation.clone(),
+            limiter: implementation.clone(),
             values: implementation.clone(),
             health: implementation,
         }

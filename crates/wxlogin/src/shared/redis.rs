@@ -1,5 +1,5 @@
 //! The shared state of several instances, in Redis: every instance of one deployment connects to
-//! the same server (and key prefix) and so sees the same claims, leases, counters, values and
+//! the same server (and key prefix) and so sees the same claims, leases, rate limits, values and
 //! events.
 //!
 //! Commands go over one [`ConnectionManager`], which reconnects by itself after a connection loss;
@@ -10,14 +10,16 @@
 //!
 //! Every Redis error becomes [`SharedError::Unavailable`], its text free of the password.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Claims, Counters, Events, Lease, Leases, Ping, Revocation, SharedError};
+use super::{
+    Claims, Events, Lease, Leases, Limit, Limiter, Ping, Revocation, SharedError, Verdict, gcra,
+};
 use crate::config::RedisSettings;
 use crate::domain::{SessionId, UserId};
 
@@ -41,18 +43,36 @@ end
 return 0
 ";
 
-/// One fixed window: the first increment starts it with its expiry.
-const INCREMENT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+/// The GCRA steps of `gcra.rs` for every key at once, atomically (a script runs alone): KEYS are
+/// the limits' keys, ARGV[1] the caller's time and then each limit's emission interval and period,
+/// all in microseconds. Either every key moves its TAT (stored as the integer text, expiring when
+/// it is reached, after which a missing key means the same as a drained one), answering {0, 0}, or
+/// none does, answering {the refusing limit (from 1), microseconds to wait}.
+const TAKE: &str = r"
+local now = tonumber(ARGV[1])
+local tats = {}
+local refused, wait = 0, 0
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or '') or now
+  if tat < now then
+    tat = now
+  end
+  tats[i] = tat + interval
+  local early = tats[i] - period - now
+  if early > wait then
+    refused, wait = i, early
+  end
 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+if refused > 0 then
+  return {refused, wait}
 end
-return {count, ttl}
+for i, key in ipairs(KEYS) do
+  local ttl = math.ceil((tats[i] - now) / 1000)
+  redis.call('SET', key, string.format('%d', tats[i]), 'PX', string.format('%d', math.max(ttl, 1)))
+end
+return {0, 0}
 ";
 
 /// Every function of the seam, for all instances sharing one Redis and key prefix.
@@ -63,7 +83,7 @@ pub struct RedisState {
     channel: String,
     events: tokio::sync::broadcast::Sender<Revocation>,
     release: redis::Script,
-    increment: redis::Script,
+    take: redis::Script,
     subscriber: tokio::task::JoinHandle<()>,
 }
 
@@ -138,7 +158,7 @@ impl RedisState {
             channel,
             events,
             release: redis::Script::new(RELEASE),
-            increment: redis::Script::new(INCREMENT),
+            take: redis::Script::new(TAKE),
             subscriber,
         })
     }
@@ -237,16 +257,31 @@ impl Ping for RedisState {
 }
 
 #[async_trait]
-impl Counters for RedisState {
-    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), SharedError> {
-        let (count, left): (u64, i64) = self
-            .increment
-            .key(self.key("count", key))
-            .arg(millis(window))
+impl Limiter for RedisState {
+    async fn take(&self, limits: &[Limit], now: SystemTime) -> Result<Verdict, SharedError> {
+        if limits.is_empty() {
+            return Ok(Verdict::Allowed);
+        }
+        let mut invocation = self.take.prepare_invoke();
+        invocation.arg(gcra::micros(now));
+        for limit in limits {
+            let (interval, period) = gcra::interval_and_period(limit.rate);
+            invocation
+                .key(self.key("limit", &limit.key))
+                .arg(interval)
+                .arg(period);
+        }
+        let (refused, wait): (usize, i64) = invocation
             .invoke_async(&mut self.connection.clone())
             .await
-            .map_err(self.fail("increment"))?;
-        Ok((count, Duration::from_millis(left.max(0).unsigned_abs())))
+            .map_err(self.fail("rate limit"))?;
+        match refused {
+            0 => Ok(Verdict::Allowed),
+            n if n <= limits.len() => Ok(gcra::refused(n - 1, wait)),
+            _ => Err(SharedError::Unavailable(
+                "redis rate limit: the script named no limit it was given".into(),
+            )),
+        }
     }
 }
 

@@ -572,3 +572,46 @@ async fn redis_stopped_then_started_again_recovers_every_instance_without_a_rest
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_per_ip_login_limit_holds_over_the_three_instances_together() {
+    let setup = Setup {
+        config: "\n[rate_limits.login]\nper_ip = \"5/min\"\n",
+        ..Setup::default()
+    };
+    with_cluster(setup, |cluster| async move {
+        let login_from = |i: usize, ip: &'static str, code: String| {
+            let request = cluster
+                .http
+                .post(cluster.url(i, "/v1/auth/wechat/login"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({ "code": code }));
+            async move { request.send().await.unwrap() }
+        };
+        let mut statuses = Vec::new();
+        for n in 0..9 {
+            let code = cluster.code(&format!("grace-{n}")).await;
+            let response = login_from(n, "203.0.113.7", code).await;
+            if response.status() == 429 {
+                let retry_after: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry_after), "{retry_after}");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"], "rate_limited", "{body}");
+                statuses.push(429);
+            } else {
+                statuses.push(response.status().as_u16());
+            }
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429]);
+        // Another client IP has its own allowance, on every instance.
+        for i in 0..INSTANCES {
+            let code = cluster.code(&format!("heidi-{i}")).await;
+            assert_eq!(login_from(i, "198.51.100.9", code).await.status(), 200);
+        }
+    })
+    .await;
+}

@@ -24,6 +24,7 @@ mod openapi;
 mod phone;
 mod production;
 mod profile;
+mod rate_limits;
 mod refresh_chain;
 mod registration;
 mod secrets;

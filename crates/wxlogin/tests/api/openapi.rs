@@ -200,6 +200,50 @@ async fn every_json_body_operation_documents_and_answers_413_and_415() {
     assert!(checked >= 10, "only {checked} JSON operations found");
 }
 
+/// Every operation behind a `[rate_limits]` endpoint documents its 429, and nothing else claims
+/// one it cannot send.
+#[tokio::test]
+async fn the_rate_limited_operations_document_429() {
+    let doc = serde_json::to_value(wxlogin::http::openapi()).unwrap();
+    let limited = [
+        "login_with_wechat",
+        "register",
+        "refresh",
+        "bind_phone",
+        "refresh_session",
+        "check_session",
+        "introspect",
+        "get_access_token",
+        "invalidate_access_token",
+        "get_user",
+    ];
+    let mut found = Vec::new();
+    for (path, method, operation) in operations(&doc) {
+        let id = operation["operationId"].as_str().unwrap();
+        let response = &operation["responses"]["429"];
+        if limited.contains(&id) {
+            found.push(id);
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}"
+            );
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("rate_limits")),
+                "{method} {path} names its limits: {response}"
+            );
+        } else {
+            assert!(response.is_null(), "{method} {path} documents a 429");
+        }
+    }
+    found.sort_unstable();
+    let mut expected = limited.to_vec();
+    expected.sort_unstable();
+    assert_eq!(found, expected);
+}
+
 #[tokio::test]
 async fn introspection_documents_its_json_body_besides_the_form() {
     let doc = serde_json::to_value(wxlogin::http::openapi()).unwrap();

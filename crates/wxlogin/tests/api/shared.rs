@@ -6,19 +6,20 @@
 //! behind a load balancer have.
 //!
 //! Time: memory runs on a `ManualClock`; Redis expires keys by its own clock, so where an expiry
-//! must pass the TTLs are a few hundred milliseconds of real time (about 1.5 s in all, each
-//! marked).
+//! must pass the TTLs are a few hundred milliseconds of real time (about 1 s in all, each
+//! marked). The rate limiter takes the time from its caller, so its tests run on a `ManualClock`
+//! for both.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::Receiver;
-use wxlogin::clock::ManualClock;
-use wxlogin::config::RedisSettings;
+use wxlogin::clock::{Clock as _, ManualClock};
+use wxlogin::config::{Rate, RedisSettings};
 use wxlogin::domain::{SessionId, UserId};
 use wxlogin::shared::memory::MemoryState;
 use wxlogin::shared::redis::RedisState;
-use wxlogin::shared::{Revocation, SharedState};
+use wxlogin::shared::{Limit, Revocation, SharedState, Verdict};
 
 use crate::helpers::{TestApp, in_ci, skip_outside_ci};
 
@@ -213,57 +214,146 @@ async fn acquire_waits_for_the_release() {
     }
 }
 
+fn rate(text: &str) -> Rate {
+    text.parse().unwrap()
+}
+
+fn limit(key: &str, rate: Rate) -> Limit {
+    Limit {
+        key: key.to_owned(),
+        rate,
+    }
+}
+
+/// The limiter takes the time from its caller, so memory and Redis both run on this test clock.
 #[tokio::test]
-async fn counters_count_within_their_window() {
+async fn a_limit_lets_a_burst_through_then_one_per_interval_on_every_instance() {
     for s in subjects().await {
         let name = s.name;
-        let window = Duration::from_millis(400);
-        let (count, left) = s
-            .one()
-            .counters
-            .increment("login:ip", window)
-            .await
-            .unwrap();
-        assert_eq!(count, 1, "{name}");
-        assert!(left <= window && left > Duration::ZERO, "{name}: {left:?}");
-        // Real time on Redis: 100 ms.
-        s.pass(Duration::from_millis(100)).await;
-        let (count, left) = s
-            .two()
-            .counters
-            .increment("login:ip", window)
-            .await
-            .unwrap();
-        assert_eq!(count, 2, "{name}: counted across instances");
-        assert!(
-            left <= Duration::from_millis(300) && left > Duration::ZERO,
-            "{name}: {left:?}"
-        );
-        if s.clock.is_some() {
-            assert_eq!(left, Duration::from_millis(300), "{name}");
+        let clock = ManualClock::starting_now();
+        let per_ip = [limit("login:per_ip:a", rate("3/min"))];
+        for instance in [s.one(), s.two(), s.one()] {
+            let verdict = instance.limiter.take(&per_ip, clock.now()).await;
+            assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}");
         }
+        // The fourth, on either instance, waits for one interval (20 s) to drain.
+        for instance in [s.two(), s.one()] {
+            let verdict = instance.limiter.take(&per_ip, clock.now()).await;
+            assert_eq!(
+                verdict.unwrap(),
+                Verdict::Refused {
+                    limit: 0,
+                    retry_after: Duration::from_secs(20)
+                },
+                "{name}: counted across instances; a refused request moves nothing"
+            );
+        }
+        let other = [limit("login:per_ip:b", rate("3/min"))];
+        let verdict = s.two().limiter.take(&other, clock.now()).await;
+        assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}: another key");
+
+        clock.advance(Duration::from_millis(19_999));
+        let verdict = s.two().limiter.take(&per_ip, clock.now()).await;
         assert_eq!(
-            s.one()
-                .counters
-                .increment("login:other", window)
-                .await
-                .unwrap()
-                .0,
-            1,
+            verdict.unwrap(),
+            Verdict::Refused {
+                limit: 0,
+                retry_after: Duration::from_millis(1)
+            },
             "{name}"
         );
-        // Real time on Redis: 350 ms.
-        s.pass(Duration::from_millis(350)).await;
-        assert_eq!(
-            s.one()
-                .counters
-                .increment("login:ip", window)
-                .await
-                .unwrap()
-                .0,
-            1,
-            "{name}: a new window"
+        clock.advance(Duration::from_millis(1));
+        let verdict = s.two().limiter.take(&per_ip, clock.now()).await;
+        assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}: one more");
+        let verdict = s.one().limiter.take(&per_ip, clock.now()).await;
+        assert!(
+            matches!(verdict.unwrap(), Verdict::Refused { .. }),
+            "{name}: and no more"
         );
+
+        // Idle for a whole period, the key has its full burst again.
+        clock.advance(Duration::from_secs(60));
+        for _ in 0..3 {
+            let verdict = s.one().limiter.take(&per_ip, clock.now()).await;
+            assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn limits_taken_together_count_all_or_nothing() {
+    for s in subjects().await {
+        let name = s.name;
+        let clock = ManualClock::starting_now();
+        let ip = limit("refresh:per_ip:x", rate("2/min"));
+        let user = limit("refresh:per_user:y", rate("1/h"));
+        let app = limit("refresh:per_app:z", rate("1/s"));
+        let all = [ip.clone(), user.clone(), app.clone()];
+        let verdict = s.one().limiter.take(&all, clock.now()).await;
+        assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}");
+        // The user (an hour to wait) and the app (a second) are full: the longest wait is named,
+        // and the IP, which had room, is not counted.
+        let verdict = s.two().limiter.take(&all, clock.now()).await;
+        assert_eq!(
+            verdict.unwrap(),
+            Verdict::Refused {
+                limit: 1,
+                retry_after: Duration::from_secs(3_600)
+            },
+            "{name}"
+        );
+        let alone = [ip.clone()];
+        let verdict = s.one().limiter.take(&alone, clock.now()).await;
+        assert_eq!(
+            verdict.unwrap(),
+            Verdict::Allowed,
+            "{name}: the IP's second request"
+        );
+        let verdict = s.one().limiter.take(&alone, clock.now()).await;
+        assert_eq!(
+            verdict.unwrap(),
+            Verdict::Refused {
+                limit: 0,
+                retry_after: Duration::from_secs(30)
+            },
+            "{name}"
+        );
+        // Nothing to count is always allowed.
+        let verdict = s.one().limiter.take(&[], clock.now()).await;
+        assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn rates_that_do_not_divide_evenly_keep_their_burst_and_their_pace() {
+    for s in subjects().await {
+        let name = s.name;
+        let clock = ManualClock::starting_now();
+        // 7 per minute: 8571.428... ms apart, kept to the microsecond.
+        let limits = [limit("phone:per_user:u", rate("7/min"))];
+        for _ in 0..7 {
+            let verdict = s.one().limiter.take(&limits, clock.now()).await;
+            assert_eq!(verdict.unwrap(), Verdict::Allowed, "{name}");
+        }
+        let verdict = s.two().limiter.take(&limits, clock.now()).await;
+        assert_eq!(
+            verdict.unwrap(),
+            Verdict::Refused {
+                limit: 0,
+                retry_after: Duration::from_micros(8 * 8_571_428 - 60_000_000)
+            },
+            "{name}"
+        );
+        // A long run takes seven a minute.
+        let mut allowed = 0;
+        for _ in 0..600 {
+            clock.advance(Duration::from_secs(1));
+            let verdict = s.one().limiter.take(&limits, clock.now()).await;
+            if verdict.unwrap() == Verdict::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 70, "{name}");
     }
 }
 
