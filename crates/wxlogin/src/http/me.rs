@@ -317,7 +317,7 @@ pub async fn bind_phone(
         &state,
         LimitedEndpoint::Phone,
         ClientIp::subject(client.as_ref()),
-        &user,
+        (&user.user_id, &user.appid),
     )
     .await?;
     let updated =

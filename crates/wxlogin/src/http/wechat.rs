@@ -140,7 +140,7 @@ pub async fn refresh_session(
         &state,
         LimitedEndpoint::WechatSession,
         ClientIp::subject(client.as_ref()),
-        &user,
+        (&user.user_id, &user.appid),
     )
     .await?;
     crate::services::session_key::refresh_session_key(&state, &user.user_id, &user.appid, code)
@@ -167,7 +167,7 @@ pub async fn check_session(
         &state,
         LimitedEndpoint::WechatSession,
         ClientIp::subject(client.as_ref()),
-        &user,
+        (&user.user_id, &user.appid),
     )
     .await?;
     let valid =

@@ -2,8 +2,8 @@
 //! `Retry-After`. Which subjects each endpoint counts is in `docs/api.md` ("Rate limits").
 
 use crate::config::{LimitScope, LimitedEndpoint};
+use crate::domain::{AppId, UserId};
 use crate::error::ApiError;
-use crate::services::sessions::AuthUser;
 use crate::shared::Limited;
 pub(crate) use crate::shared::Subject;
 use crate::state::AppState;
@@ -27,12 +27,12 @@ pub(crate) async fn check_signed_in(
     state: &AppState,
     endpoint: LimitedEndpoint,
     ip: Option<Subject<'_>>,
-    user: &AuthUser,
+    (user_id, appid): (&UserId, &AppId),
 ) -> Result<(), ApiError> {
     let subjects = [
         ip,
-        Some(Subject::User(user.user_id.as_str())),
-        Some(Subject::App(user.appid.as_str())),
+        Some(Subject::User(user_id.as_str())),
+        Some(Subject::App(appid.as_str())),
     ];
     check(state, endpoint, &subjects).await
 }
