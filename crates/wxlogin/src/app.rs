@@ -12,7 +12,7 @@ use crate::http::Gateway;
 use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
-use crate::shared::{CodeExchanges, RateLimits, SharedError, SharedState};
+use crate::shared::{CodeExchanges, RateLimits, SessionCache, SharedError, SharedState};
 use crate::state::{AppEntry, AppState};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
@@ -192,12 +192,14 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         shared.limiter.clone(),
         clock.clone(),
     );
+    let sessions = Arc::new(SessionCache::new(settings.tokens.session_cache_ms));
     Ok(AppState {
         settings: Arc::new(settings),
         clock,
         store,
         code_exchanges: CodeExchanges::new(shared.claims.clone()),
         rate_limits,
+        sessions,
         shared,
         wechat,
         wechat_tokens,
@@ -271,6 +273,9 @@ impl Application {
             self.state.keys.clone(),
         );
         let _stop_key_announcements = AbortOnDrop(key_announcements);
+        let session_invalidator =
+            crate::shared::spawn_invalidator(&self.state.shared, self.state.sessions.clone());
+        let _stop_session_invalidator = AbortOnDrop(session_invalidator);
         let router = crate::http::router(self.state, self.gateway);
         crate::http::serve(self.listener, router, limits, shutdown).await
     }

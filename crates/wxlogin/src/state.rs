@@ -8,7 +8,7 @@ use crate::clock::SharedClock;
 use crate::config::{Registration, Settings};
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret};
-use crate::shared::{CodeExchanges, RateLimits, SharedState};
+use crate::shared::{CodeExchanges, RateLimits, SessionCache, SharedState};
 use crate::store::Store;
 use crate::tokens::{KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) code_exchanges: CodeExchanges,
     /// `[rate_limits]` over the shared limiter.
     pub(crate) rate_limits: RateLimits,
+    /// What this instance last read of each session (`tokens.session_cache_ms`).
+    pub(crate) sessions: Arc<SessionCache>,
 }
 
 impl AppState {

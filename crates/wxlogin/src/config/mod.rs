@@ -319,6 +319,12 @@ pub struct TokenSettings {
     /// How often, in seconds, the signing keys are reloaded from the database (a key rotated by
     /// another instance or `wxlogin keys rotate`); a token with an unknown kid also triggers one.
     pub keyring_reload_secs: u64,
+    /// How long, in milliseconds, an instance trusts what it read of a session (revoked, expired,
+    /// user banned) before reading it again; 0 reads it on every request. Logouts, reuse
+    /// detection and bans made through wxlogin are applied at once on every instance (revocation
+    /// events); this bounds how late a change made behind its back (SQL) or an event lost with
+    /// the connection to Redis is honoured.
+    pub session_cache_ms: u64,
 }
 
 impl Default for TokenSettings {
@@ -332,6 +338,7 @@ impl Default for TokenSettings {
             algorithm: SigningAlg::Es256,
             leeway_secs: 30,
             keyring_reload_secs: 300,
+            session_cache_ms: 1_000,
         }
     }
 }

@@ -129,6 +129,7 @@ struct TokensView {
     algorithm: &'static str,
     leeway_secs: u64,
     keyring_reload_secs: u64,
+    session_cache_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -215,6 +216,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             algorithm: s.tokens.algorithm.as_str(),
             leeway_secs: s.tokens.leeway_secs,
             keyring_reload_secs: s.tokens.keyring_reload_secs,
+            session_cache_ms: s.tokens.session_cache_ms,
         },
         wechat: WechatView {
             base_url: s.wechat.base_url.clone(),

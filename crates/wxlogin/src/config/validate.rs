@@ -108,7 +108,9 @@ fn tokens(s: &Settings) -> Result<(), ConfigError> {
         t.keyring_reload_secs,
         1,
         MAX_KEYRING_RELOAD_SECS,
-    )
+    )?;
+    // At most a second: logouts and bans must hold on every instance within one.
+    within("tokens.session_cache_ms", t.session_cache_ms, 0, 1_000)
 }
 
 pub(super) fn check_for_production(s: &Settings, allow_mock: bool) -> Result<(), ConfigError> {

@@ -226,6 +226,8 @@ pub async fn logout(
 /// the authority, so a failed announcement is logged, not returned: the revocation holds anyway,
 /// and only caches that rely on the events could lag.
 async fn announce(state: &AppState, event: Revocation) {
+    // This instance first, before the request that revoked answers.
+    state.sessions.apply(&event);
     if let Err(e) = state.shared.events.publish(event).await {
         tracing::warn!(error = %e, "cannot announce a revocation to the other instances");
     }
@@ -271,18 +273,27 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
             "the token's app is no longer served here",
         ));
     }
-    let access = state
-        .store
-        .session_access(&session_id)
-        .await?
-        .ok_or_else(refused)?;
+    let now = state.now_millis();
+    let access = match state.sessions.get(&session_id, now) {
+        Some(access) => access,
+        None => {
+            let read = state.sessions.generation();
+            let access = state
+                .store
+                .session_access(&session_id)
+                .await?
+                .ok_or_else(refused)?;
+            state.sessions.put(&session_id, access.clone(), now, read);
+            access
+        }
+    };
     if access.user_id != user_id {
         return Err(refused());
     }
     if access.revoked {
         return Err(ApiError::invalid_token("the session has been logged out"));
     }
-    if access.expires_at <= state.now_millis() {
+    if access.expires_at <= now {
         return Err(ApiError::invalid_token("the session has expired"));
     }
     if access.user_banned {

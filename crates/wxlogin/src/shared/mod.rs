@@ -20,9 +20,12 @@ mod gcra;
 mod limits;
 pub mod memory;
 pub mod redis;
+mod session_cache;
 
 pub(crate) use flight::CodeExchanges;
 pub(crate) use limits::{Limited, RateLimits, Subject};
+pub use session_cache::SessionCache;
+pub(crate) use session_cache::spawn_invalidator;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,7 +1,9 @@
 //! Access tokens: JWTs with the header and claims of the API contract, signed by the current key and
 //! verified strictly (one algorithm, known kids, `iss`, `aud`, `exp` against the server's clock).
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::{Header, Validation};
@@ -77,6 +79,48 @@ pub struct IssuedAccessToken {
 pub struct TokenService {
     settings: AccessTokenSettings,
     keyring: Arc<RwLock<Arc<Keyring>>>,
+    verified: Arc<Verified>,
+}
+
+const VERIFIED_SHARDS: usize = 16;
+/// Tokens whose signature was checked, remembered at most (about 1 KB each); a full shard is
+/// emptied.
+const VERIFIED_MAX: usize = 10_000;
+
+/// Tokens whose signature and fixed claims (`iss`, `aud`, `typ`, algorithm, kid) verified under the
+/// current keyring, by their exact text. What a token says cannot change, so only the checks
+/// against the clock (`exp`, `iat`, `nbf`) run again; a new keyring (a key retired or rotated)
+/// empties it. Only tokens that verified get in, so a flood of forgeries adds nothing.
+#[derive(Debug, Default)]
+struct Verified {
+    hasher: RandomState,
+    shards: [Mutex<HashMap<Box<str>, AccessClaims>>; VERIFIED_SHARDS],
+}
+
+impl Verified {
+    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, AccessClaims>> {
+        let index = usize::try_from(self.hasher.hash_one(token)).unwrap_or(0) % VERIFIED_SHARDS;
+        &self.shards[index]
+    }
+
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        shard.get(token).cloned()
+    }
+
+    fn put(&self, token: &str, claims: &AccessClaims) {
+        let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= VERIFIED_MAX / VERIFIED_SHARDS {
+            shard.clear();
+        }
+        shard.insert(token.into(), claims.clone());
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
 }
 
 impl TokenService {
@@ -85,6 +129,7 @@ impl TokenService {
         Self {
             settings,
             keyring: Arc::new(RwLock::new(Arc::new(keyring))),
+            verified: Arc::default(),
         }
     }
 
@@ -100,7 +145,11 @@ impl TokenService {
     }
 
     pub fn replace_keyring(&self, keyring: Keyring) {
-        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keyring);
+        let mut current = self.keyring.write().unwrap_or_else(|p| p.into_inner());
+        *current = Arc::new(keyring);
+        // Emptied while the new keyring is being installed: no verification under the old one
+        // can be stored after this.
+        self.verified.clear();
     }
 
     pub fn issue(
@@ -139,6 +188,21 @@ impl TokenService {
 
     /// Checks signature and claims. Revocation (session, ban) is the caller's next step.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccessClaims, TokenError> {
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+                let claims = self.verify_signed(token, &keyring)?;
+                // Under the keyring's read lock, so a replacement cannot slip in between.
+                self.verified.put(token, &claims);
+                claims
+            }
+        };
+        self.check_times(claims, now_secs)
+    }
+
+    /// The signature and the claims that do not depend on the time.
+    fn verify_signed(&self, token: &str, keyring: &Keyring) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != self.settings.alg.jwt() {
             return Err(TokenError::WrongAlgorithm);
@@ -146,7 +210,6 @@ impl TokenService {
         if header.typ.as_deref() != Some(TYP) {
             return Err(TokenError::WrongType);
         }
-        let keyring = self.keyring();
         let key = header
             .kid
             .as_deref()
@@ -161,9 +224,12 @@ impl TokenService {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
+        jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
+    }
+
+    fn check_times(&self, claims: AccessClaims, now_secs: i64) -> Result<AccessClaims, TokenError> {
         let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
         if claims.exp.saturating_add(leeway) <= now_secs {
             return Err(TokenError::Expired);
@@ -178,5 +244,70 @@ impl TokenService {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::tokens::keys::KeyPair;
+
+    fn service() -> TokenService {
+        let settings = AccessTokenSettings {
+            issuer: "https://wxlogin.test".into(),
+            audience: "wxlogin".into(),
+            ttl: Duration::from_secs(900),
+            alg: SigningAlg::Es256,
+            leeway: Duration::from_secs(30),
+        };
+        let key = KeyPair::generate(SigningAlg::Es256).unwrap();
+        TokenService::new(settings, Keyring::new(key, []))
+    }
+
+    fn issue(tokens: &TokenService, now: i64) -> String {
+        let user = UserId::generate(SystemTime::UNIX_EPOCH);
+        let session = SessionId::generate(SystemTime::UNIX_EPOCH);
+        let appid = AppId::parse("wx0000000000000001").unwrap();
+        tokens.issue(&user, &session, &appid, now).unwrap().token
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_on_time() {
+        let tokens = service();
+        let token = issue(&tokens, 1_000);
+        assert!(tokens.verify(&token, 1_000).is_ok());
+        assert!(tokens.verify(&token, 1_000 + 900 + 29).is_ok());
+        assert_eq!(
+            tokens.verify(&token, 1_000 + 900 + 30),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            tokens.verify(&token, 1_000 - 31),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_its_key_left_the_keyring() {
+        let tokens = service();
+        let token = issue(&tokens, 1_000);
+        assert!(tokens.verify(&token, 1_000).is_ok());
+        let other = KeyPair::generate(SigningAlg::Es256).unwrap();
+        tokens.replace_keyring(Keyring::new(other, []));
+        assert_eq!(tokens.verify(&token, 1_000), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn a_forgery_of_a_remembered_token_is_not_taken_for_it() {
+        let tokens = service();
+        let token = issue(&tokens, 1_000);
+        assert!(tokens.verify(&token, 1_000).is_ok());
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(tokens.verify(&forged, 1_000).is_err());
     }
 }

@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -307,11 +308,16 @@ async fn a_banned_user_cannot_log_in_or_use_tokens() {
     let access = body["access_token"].as_str().unwrap();
     let user = wxlogin::domain::UserId::parse(body["user"]["id"].as_str().unwrap()).unwrap();
     assert_eq!(app.get_authed("/v1/me", access).await.status(), 200);
+    // Banned behind the server's back (in the database, announcing nothing): the session state it
+    // read is trusted for `tokens.session_cache_ms` (1 s), and no longer.
     app.state
         .store
         .set_user_banned(&user, Some(app.state.now_millis()))
         .await
         .unwrap();
+    app.wx.clock.advance(Duration::from_millis(999));
+    assert_eq!(app.get_authed("/v1/me", access).await.status(), 200);
+    app.wx.clock.advance(Duration::from_millis(1));
     assert_error(app.get_authed("/v1/me", access).await, 401, "invalid_token").await;
     let refreshed = app
         .post_json(

@@ -594,6 +594,57 @@ async fn two_servers_sharing_redis_send_one_login_code_to_wechat_once() {
     }
 }
 
+#[tokio::test]
+async fn a_logout_on_one_server_is_refused_by_another_that_cached_the_session() {
+    let Some(settings) = redis_settings() else {
+        return;
+    };
+    let redis = settings.clone();
+    let a = TestApp::spawn_with(|s| s.redis = redis).await;
+    let database = a.state.settings.database_url();
+    let sealing_key = a.state.settings.security.sealing_key.clone();
+    let simulator = a.wx.handle.base_url();
+    let issuer = a.state.settings.issuer();
+    let b = TestApp::spawn_with(move |s| {
+        s.redis = settings;
+        s.database.url = Some(database);
+        s.security.sealing_key = sealing_key;
+        s.wechat.base_url = simulator;
+        s.tokens.issuer = Some(issuer);
+    })
+    .await;
+    for all_devices in [false, true] {
+        let login = a.login(if all_devices { "bob" } else { "alice" }).await;
+        let access = login["access_token"].as_str().unwrap();
+        // B has read the session and trusts it for `tokens.session_cache_ms`; neither clock moves.
+        assert_eq!(b.get_authed("/v1/me", access).await.status(), 200);
+        assert_eq!(b.get_authed("/v1/me", access).await.status(), 200);
+        let logout = a
+            .http
+            .post(a.url("/v1/auth/logout"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({ "all_devices": all_devices }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), 204);
+        assert_eq!(a.get_authed("/v1/me", access).await.status(), 401);
+        // B hears the revocation through Redis: refused within a second, without its clock moving.
+        let mut refused = false;
+        for _ in 0..100 {
+            if b.get_authed("/v1/me", access).await.status() == 401 {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            refused,
+            "B still accepts a token logged out on A (all_devices: {all_devices})"
+        );
+    }
+}
+
 /// A TCP relay to Redis that a test can cut and restore, as a network fault would: while cut, open
 /// connections are closed and new ones are dropped at once.
 pub(crate) struct Relay {
