@@ -194,6 +194,7 @@ command_line="bench/run.sh${*:+ $*}"
 for v in BENCH_SMOKE BENCH_REPS BENCH_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_SERVER_CPU BENCH_LOAD_CPU; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
 done
+if [ -n "${BENCH_NOTE:-}" ]; then command_line="BENCH_NOTE='<the note above>' $command_line"; fi
 commit=$(git rev-parse --short=12 HEAD)
 if [ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/benchmarks.md' 2>/dev/null)" ]; then
   commit="$commit (with uncommitted changes)"
