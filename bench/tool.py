@@ -388,13 +388,18 @@ def cmd_report(args):
     w("")
     w("### Every run")
     w("")
-    w("| repetition | scenario | requests | seconds | req/s | p50 ms | p99 ms | max ms | non-2xx | bound |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+    w(
+        "*sent*: requests the script handed to wrk (completed, plus those in flight when the run "
+        "ended, plus one wrk asks for before the run to check the script)."
+    )
+    w("")
+    w("| repetition | scenario | requests | sent | seconds | req/s | p50 ms | p99 ms | max ms | non-2xx | bound |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     order = {k: i for i, (k, _) in enumerate(SCENARIOS)}
     for r in sorted(runs, key=lambda r: (r["rep"], order.get(r["scenario"], 99))):
         bound = "codes/tokens used up" if r.get("exhausted") else ("count cap" if r.get("capped") else "time")
         w(
-            f"| {r['rep']} | {r['scenario']} | {r['requests']} | {r['seconds']:.2f} | {num(r['rps'])} | "
+            f"| {r['rep']} | {r['scenario']} | {r['requests']} | {r.get('sent', '–')} | {r['seconds']:.2f} | {num(r['rps'])} | "
             f"{ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} | {r['non2xx']} | {bound} |"
         )
     w("")

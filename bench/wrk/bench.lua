@@ -38,7 +38,7 @@ local requests = {}   -- prebuilt requests (get, post, decrypt)
 local queue = {}      -- refresh tokens not yet used (refresh)
 local head, tail = 1, 0
 local next_index = 1
-local sent = 0
+sent = 0              -- requests handed to wrk (the first one only to check the script)
 local filler          -- sent after stopping: no state changes, never counted
 t0 = 0
 t_stop = -1
@@ -139,7 +139,7 @@ end
 function done(summary, latency, reqs)
   local all_stopped = #threads > 0
   local first, last = math.huge, 0
-  local any_exhausted, any_capped, bad = false, false, 0
+  local any_exhausted, any_capped, bad, sent_all = false, false, 0, 0
   for _, thread in ipairs(threads) do
     local ts = thread:get("t_stop")
     local start = thread:get("t0")
@@ -148,6 +148,7 @@ function done(summary, latency, reqs)
     if thread:get("exhausted") then any_exhausted = true end
     if thread:get("capped") then any_capped = true end
     bad = bad + (thread:get("bad_bodies") or 0)
+    sent_all = sent_all + (thread:get("sent") or 0)
   end
   local seconds = summary.duration / 1e6
   if all_stopped and last > first then seconds = last - first end
@@ -155,11 +156,11 @@ function done(summary, latency, reqs)
   local out = string.format(
     '{"requests":%d,"seconds":%.6f,"rps":%.3f,"p50_ms":%.4f,"p99_ms":%.4f,"max_ms":%.4f,' ..
     '"non2xx":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,' ..
-    '"exhausted":%s,"capped":%s,"bad_bodies":%d}',
+    '"exhausted":%s,"capped":%s,"bad_bodies":%d,"sent":%d}',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     e.status, e.connect, e.read, e.write, e.timeout,
-    tostring(any_exhausted), tostring(any_capped), bad)
+    tostring(any_exhausted), tostring(any_capped), bad, sent_all)
   local path = os.getenv("BENCH_OUT")
   if path then
     local f = assert(io.open(path, "w"))
