@@ -38,6 +38,7 @@ local requests = {}   -- prebuilt requests (get, post, decrypt)
 local queue = {}      -- refresh tokens not yet used (refresh)
 local head, tail = 1, 0
 local next_index = 1
+local count = 0       -- #requests, taken once: post mode empties the table from the front
 sent = 0              -- requests handed to wrk (the first one only to check the script)
 local filler          -- sent after stopping: no state changes, never counted
 t0 = 0
@@ -88,6 +89,7 @@ function init(args)
   else
     error("unknown BENCH_MODE " .. mode)
   end
+  count = #requests
   t0 = now()
 end
 
@@ -103,23 +105,25 @@ end
 function request()
   if t_stop >= 0 then return filler end
   if sent >= cap then return stop("cap") end
-  sent = sent + 1
   if mode == "refresh" then
     if head > tail then return stop("exhausted") end
+    sent = sent + 1
     local token = queue[head]
     queue[head] = nil
     head = head + 1
     return wrk.format("POST", wrk.path, { ["Content-Type"] = "application/json" },
       '{"refresh_token":"' .. token .. '"}')
   elseif mode == "post" then
-    if next_index > #requests then return stop("exhausted") end
+    if next_index > count then return stop("exhausted") end
+    sent = sent + 1
     local r = requests[next_index]
     requests[next_index] = nil
     next_index = next_index + 1
     return r
   else
+    sent = sent + 1
     local r = requests[next_index]
-    next_index = next_index % #requests + 1
+    next_index = next_index % count + 1
     return r
   end
 end
