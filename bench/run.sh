@@ -111,8 +111,8 @@ hello_pid=$!
 tool wait "$sim/__mock/stats" "$sim_pid"
 tool wait "$hello/" "$hello_pid"
 # The server's log lines (one per request and more, at the default level) go to a file, as a
-# service manager would take them.
-env -u WXLOGIN_CONFIG taskset -c "$server_cpu" "$bin/wxlogin" serve --allow-mock --config "$work/wxlogin.toml" \
+# service manager would take them. The metrics listener stays off: its default port may be taken.
+env -u WXLOGIN_CONFIG WXLOGIN_METRICS__LISTEN= taskset -c "$server_cpu" "$bin/wxlogin" serve --allow-mock --config "$work/wxlogin.toml" \
   >"$work/wxlogin.log" 2>&1 &
 pids+=($!)
 server_pid=$!

@@ -9,12 +9,13 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::Gateway;
+use crate::metrics::Metrics;
 use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
 use crate::shared::{CodeExchanges, RateLimits, SessionCache, SharedError, SharedState};
 use crate::state::{AppEntry, AppState};
-use crate::store::{PostgresStore, SqliteStore, Store};
+use crate::store::{MeteredStore, PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
 
@@ -138,7 +139,11 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
     let sealing = settings.security.sealing_key.clone().ok_or_else(|| {
         StartError::Config("security.sealing_key (or security.sealing_key_file) is required".into())
     })?;
-    let store = open_migrated_store(&settings).await?;
+    let metrics = Metrics::new(settings.apps.iter().map(|app| app.appid.as_str()));
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
+        open_migrated_store(&settings).await?,
+        metrics.clone(),
+    ));
     // Each instance holds the avatar files it received before avatars moved to the database.
     crate::services::avatar_files::import(store.as_ref(), &settings, clock.unix_millis()).await?;
     let keyring = crate::tokens::load_or_create(
@@ -165,7 +170,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         tokens.clone(),
         clock.clone(),
     );
-    let wechat = WechatClient::new(&settings.wechat_client_config())?;
+    let wechat = WechatClient::new(&settings.wechat_client_config())?.with_metrics(metrics.clone());
     let apps: HashMap<_, _> = settings
         .apps
         .iter()
@@ -177,7 +182,9 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
             (app.appid.clone(), entry)
         })
         .collect();
-    let shared = open_shared_state(&settings, clock.clone()).await?;
+    let shared = open_shared_state(&settings, clock.clone())
+        .await?
+        .metered(&metrics);
     let shared_tokens = SharedAccessTokens::new(shared.clone(), sealing.clone(), clock.clone());
     let wechat_tokens = AccessTokens::new(
         wechat.clone(),
@@ -207,19 +214,28 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         keys,
         sealing,
         apps: Arc::new(apps),
+        metrics,
     })
 }
 
 /// A bound server: build, learn the port, run until a shutdown signal.
 pub struct Application {
     listener: tokio::net::TcpListener,
+    /// `metrics.listen`, when set.
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
     gateway: Option<Arc<Gateway>>,
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            config = %settings.to_redacted_json(),
+            "wxlogin starting"
+        );
         let addr = settings.server.listen;
+        let metrics_addr = settings.metrics.listen;
         let gateway = Gateway::new(&settings.gateway)
             .map_err(StartError::Config)?
             .map(Arc::new);
@@ -227,8 +243,17 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match metrics_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             gateway,
         })
@@ -238,6 +263,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.state.settings.server.listen)
+    }
+
+    /// Where `GET /metrics` is served; `None` when `metrics.listen` is off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -276,6 +308,12 @@ impl Application {
         let session_invalidator =
             crate::shared::spawn_invalidator(&self.state.shared, self.state.sessions.clone());
         let _stop_session_invalidator = AbortOnDrop(session_invalidator);
+        let _stop_metrics = self.metrics_listener.map(|listener| {
+            AbortOnDrop(tokio::spawn(crate::http::serve_metrics(
+                listener,
+                self.state.clone(),
+            )))
+        });
         let router = crate::http::router(self.state, self.gateway);
         crate::http::serve(self.listener, router, limits, shutdown).await
     }

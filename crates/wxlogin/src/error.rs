@@ -405,11 +405,11 @@ impl From<WechatError> for ApiError {
                 ..
             } => Self::rate_limited(60),
             _ if e.is_unavailable() => {
-                tracing::warn!(error = %e, "WeChat unavailable");
+                tracing::warn!(errcode = e.errcode(), rid = e.rid(), error = %e, "WeChat unavailable");
                 Self::wechat_unavailable()
             }
             _ => {
-                tracing::warn!(error = %e, "unexpected answer from WeChat");
+                tracing::warn!(errcode = e.errcode(), rid = e.rid(), error = %e, "unexpected answer from WeChat");
                 let message = match (e.errcode(), e.rid()) {
                     (Some(errcode), Some(rid)) => {
                         format!("WeChat answered errcode {errcode}, rid: {rid}")

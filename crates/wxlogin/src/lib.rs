@@ -2,7 +2,8 @@
 //!
 //! The modules, from the top down (`docs/architecture.md`): `cli` parses commands; `app` is the
 //! composition root; `http` is the API; `services` are the flows behind it; below them `shared`
-//! (state shared between instances), `tokens`, `store`, `wechat`, `crypto`, `config` and `domain`.
+//! (state shared between instances), `tokens`, `store`, `wechat`, `crypto`, `config`, `domain` and
+//! `metrics`.
 
 pub mod app;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub(crate) mod error;
 pub mod http;
+pub mod metrics;
 pub mod services;
 pub mod shared;
 pub mod state;

@@ -8,6 +8,7 @@ use crate::clock::SharedClock;
 use crate::config::{Registration, Settings};
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret};
+use crate::metrics::Metrics;
 use crate::shared::{CodeExchanges, RateLimits, SessionCache, SharedState};
 use crate::store::Store;
 use crate::tokens::{KeyringReloader, TokenService};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub keys: KeyringReloader,
     pub sealing: SealingKey,
     pub apps: Arc<HashMap<AppId, AppEntry>>,
+    /// What `GET /metrics` on `metrics.listen` shows.
+    pub metrics: Metrics,
     pub(crate) code_exchanges: CodeExchanges,
     /// `[rate_limits]` over the shared limiter.
     pub(crate) rate_limits: RateLimits,

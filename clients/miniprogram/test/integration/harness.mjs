@@ -143,6 +143,9 @@ export async function startStack({ apps = [DEMO_APP], tokens = {}, phones = [] }
         `base_url = ${toml(mockURL)}`,
         '[log]',
         'level = "warn,wxlogin=info"',
+        // Off: servers of tests running side by side would all want 127.0.0.1:9090.
+        '[metrics]',
+        'listen = ""',
         ...apps.flatMap((a) => [
           '[[apps]]',
           `appid = ${toml(a.appid)}`,

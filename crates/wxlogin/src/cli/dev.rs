@@ -85,6 +85,11 @@ secret = "{secret}"
 [[services]]
 client_id = "{DEV_SERVICE_ID}"
 client_secret = "{DEV_SERVICE_SECRET}"
+
+# Off in dev (a Prometheus of the developer's may well have 127.0.0.1:9090); a config file or
+# WXLOGIN_METRICS__LISTEN=127.0.0.1:9091 turns it on.
+[metrics]
+listen = ""
 "#,
         data_dir = toml::Value::from(data_dir.display().to_string()),
         database = toml::Value::from(format!(
@@ -143,6 +148,9 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     let mut settings = dev_settings(&args)?;
     crate::telemetry::init(&settings.log);
     check_loopback("wxlogin", settings.server.listen, args.public)?;
+    if let Some(metrics) = settings.metrics.listen {
+        check_loopback("the metrics", metrics, args.public)?;
+    }
     let mock_listener = tokio::net::TcpListener::bind(args.mock_listen)
         .await
         .map_err(|e| {
@@ -159,6 +167,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop_mock, mock_stopped) = tokio::sync::oneshot::channel::<()>();
     let mock = tokio::spawn(wechat_mock::serve(
         mock_listener,
@@ -168,7 +177,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
         },
     ));
     tracing::warn!(simulator = %mock_url, "DEV MODE: WeChat is the built-in SIMULATOR; logins are not real");
-    print_welcome(addr, mock_addr, &args.data_dir);
+    print_welcome(addr, mock_addr, metrics_addr, &args.data_dir);
     let result = app
         .run_until_stopped(super::shutdown_signal())
         .await
@@ -178,12 +187,17 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     result
 }
 #[allow(clippy::print_stdout)]
-fn print_welcome(addr: SocketAddr, mock: SocketAddr, data_dir: &Path) {
+fn print_welcome(addr: SocketAddr, mock: SocketAddr, metrics: Option<SocketAddr>, data_dir: &Path) {
+    let metrics = match metrics {
+        Some(metrics) => format!("http://{metrics}/metrics"),
+        None => "off (WXLOGIN_METRICS__LISTEN=127.0.0.1:9091 turns them on)".to_owned(),
+    };
     println!(
         r#"
 wxlogin dev is running
   server     http://{addr}   (API reference: http://{addr}/docs)
   simulator  http://{mock}   (demo app {appid})
+  metrics    {metrics}
   data       {data}/ (SQLite database, sealing key)
 
 Try it (or follow the README walkthrough):

@@ -263,6 +263,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(addr = %app.local_addr(), "wxlogin listening");
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!(addr = %metrics, "metrics listening (GET /metrics)");
+    }
     app.run_until_stopped(shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"))

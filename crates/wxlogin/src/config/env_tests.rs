@@ -93,3 +93,35 @@ fn unknown_keys_in_env_are_named() {
         Ok(())
     });
 }
+
+#[test]
+fn the_metrics_listener_and_the_log_format_come_from_the_environment() {
+    Jail::expect_with(|jail| {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(
+            s.metrics.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        jail.set_env("WXLOGIN_METRICS__LISTEN", "");
+        jail.set_env("WXLOGIN_LOG__FORMAT", "json");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.metrics.listen, None, "empty: off");
+        assert_eq!(s.log.format, super::LogFormat::Json);
+        jail.set_env("WXLOGIN_METRICS__LISTEN", "0.0.0.0:9100");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(
+            s.metrics.listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        jail.set_env("WXLOGIN_METRICS__LISTEN", "localhost");
+        let e = Settings::load(None).unwrap_err();
+        assert!(e.to_string().contains("metrics.listen"), "{e}");
+        jail.set_env("WXLOGIN_METRICS__LISTEN", "127.0.0.1:8080");
+        let e = Settings::load(None).unwrap_err();
+        assert!(
+            e.to_string().contains("must differ from server.listen"),
+            "{e}"
+        );
+        Ok(())
+    });
+}

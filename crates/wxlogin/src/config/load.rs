@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{
     AppSettings, ConfigError, DatabaseSettings, GatewaySettings, IdentityHeaderSettings,
-    LogSettings, RedisSettings, Registration, SecuritySettings, ServerSettings, ServiceSettings,
-    Settings, TokenSettings, WechatSettings, rate_limits::RawRateLimits, validate,
+    LogSettings, MetricsSettings, RedisSettings, Registration, SecuritySettings, ServerSettings,
+    ServiceSettings, Settings, TokenSettings, WechatSettings, rate_limits::RawRateLimits, validate,
 };
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
@@ -31,6 +31,7 @@ struct RawSettings {
     identity_headers: IdentityHeaderSettings,
     gateway: GatewaySettings,
     rate_limits: RawRateLimits,
+    metrics: MetricsSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -203,6 +204,7 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         identity_headers: raw.identity_headers,
         gateway: raw.gateway,
         rate_limits: raw.rate_limits.resolve()?,
+        metrics: raw.metrics,
     })
 }
 

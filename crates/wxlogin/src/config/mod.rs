@@ -50,6 +50,39 @@ pub struct Settings {
     pub identity_headers: IdentityHeaderSettings,
     pub gateway: GatewaySettings,
     pub rate_limits: RateLimitSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The Prometheus metrics listener (`GET /metrics`, `docs/operations.md`, "Monitoring").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Where `GET /metrics` is served, apart from the API; `None` (an empty string in the file or
+    /// the environment) turns the listener off. Keep it off the public internet.
+    #[serde(deserialize_with = "optional_addr")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        }
+    }
+}
+
+/// An address, or an empty string for none.
+fn optional_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an address with a port (e.g. \"127.0.0.1:9090\"), nor empty for off"
+        ))
+    })
 }
 
 /// One identity header of forward auth (`GET /v1/auth/verify`) and the gateway.
@@ -508,6 +541,11 @@ impl Settings {
     /// The effective configuration as TOML, every secret replaced by `<redacted>`.
     pub fn to_redacted_toml(&self) -> String {
         redact::to_redacted_toml(self)
+    }
+
+    /// The same, as one line of JSON: the summary `serve` and `dev` log at start.
+    pub fn to_redacted_json(&self) -> String {
+        redact::to_redacted_json(self)
     }
 
     pub fn wechat_client_config(&self) -> ClientConfig {

@@ -21,6 +21,7 @@ struct View {
     identity_headers: IdentityHeadersView,
     gateway: GatewayView,
     rate_limits: RateLimitsView,
+    metrics: MetricsView,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     apps: Vec<AppView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -164,13 +165,29 @@ struct ServiceView {
 }
 
 #[derive(Serialize)]
+struct MetricsView {
+    /// Empty when off.
+    listen: String,
+}
+
+#[derive(Serialize)]
 struct LogView {
     format: &'static str,
     level: String,
 }
 
 pub(super) fn to_redacted_toml(s: &Settings) -> String {
-    let view = View {
+    toml::to_string(&view(s)).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+}
+
+/// The same view on one line (JSON), for the start-up log.
+pub(super) fn to_redacted_json(s: &Settings) -> String {
+    serde_json::to_string(&view(s))
+        .unwrap_or_else(|e| format!("cannot print the configuration: {e}"))
+}
+
+fn view(s: &Settings) -> View {
+    View {
         server: ServerView {
             listen: s.server.listen.to_string(),
             public_url: s.public_url(),
@@ -271,6 +288,13 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
             introspect: LimitsView::of(&s.rate_limits.introspect),
             service_auth: LimitsView::of(&s.rate_limits.service_auth),
         },
+        metrics: MetricsView {
+            listen: s
+                .metrics
+                .listen
+                .map(|addr| addr.to_string())
+                .unwrap_or_default(),
+        },
         apps: s
             .apps
             .iter()
@@ -288,8 +312,7 @@ pub(super) fn to_redacted_toml(s: &Settings) -> String {
                 client_secret: REDACTED,
             })
             .collect(),
-    };
-    toml::to_string(&view).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
 }
 
 /// `text` with every password of `url` (its userinfo's, a `password` parameter's, as written and

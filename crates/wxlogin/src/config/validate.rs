@@ -25,6 +25,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
 
     redis(s)?;
     gateway(s)?;
+    metrics(s)?;
     positive(
         "database.max_connections",
         s.database.max_connections.into(),
@@ -475,6 +476,23 @@ fn client_id(key: &str, id: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             key,
             "may only contain letters, digits, '_', '.' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// The metrics listener cannot share the API's port.
+fn metrics(s: &Settings) -> Result<(), ConfigError> {
+    if let Some(addr) = s.metrics.listen
+        && addr.port() != 0
+        && addr.port() == s.server.listen.port()
+        && (addr.ip() == s.server.listen.ip()
+            || addr.ip().is_unspecified()
+            || s.server.listen.ip().is_unspecified())
+    {
+        return Err(ConfigError::invalid(
+            "metrics.listen",
+            "must differ from server.listen (the metrics have a listener of their own)",
         ));
     }
     Ok(())

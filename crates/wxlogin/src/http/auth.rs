@@ -109,9 +109,30 @@ pub async fn login_with_wechat(
     client: Option<ClientIp>,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
+    // Counted by the appid asked for (or the one app served); one not configured is `unknown`.
+    let appid = match &request.appid {
+        Some(appid) => Some(appid.clone()),
+        None if state.apps.len() == 1 => state.apps.keys().next().map(|a| a.as_str().to_owned()),
+        None => None,
+    };
+    let result = login(&state, client, request).await;
+    let outcome = match &result {
+        Ok(response) if response.user.is_new => "new",
+        Ok(_) => "returning",
+        Err(e) => e.code.as_str(),
+    };
+    state.metrics.login(appid.as_deref(), outcome);
+    result
+}
+
+async fn login(
+    state: &AppState,
+    client: Option<ClientIp>,
+    request: LoginRequest,
+) -> Result<axum::Json<LoginResponse>, ApiError> {
     let code = LoginCode::parse(request.code)
         .map_err(|e| ApiError::invalid_request(format!("`code` is invalid: {e}")))?;
-    let appid = resolve_appid(&state, request.appid)?;
+    let appid = resolve_appid(state, request.appid)?;
     let phone_code = request.phone_code.map(parse_phone_code).transpose()?;
     // An appid this server does not serve is refused next (`unknown_app`), counted per IP only,
     // so made-up appids cannot fill the limiter with keys.
@@ -120,14 +141,14 @@ pub async fn login_with_wechat(
         .contains_key(&appid)
         .then(|| Subject::App(appid.as_str()));
     rate_limits::check(
-        &state,
+        state,
         LimitedEndpoint::Login,
         &[ClientIp::subject(client.as_ref()), app],
     )
     .await?;
-    crate::services::login::login_with_wechat(&state, appid, code, phone_code)
+    crate::services::login::login_with_wechat(state, appid, code, phone_code)
         .await
-        .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
+        .map(|signed_in| axum::Json(LoginResponse::of(state, signed_in)))
 }
 
 fn parse_phone_code(text: String) -> Result<PhoneCode, ApiError> {

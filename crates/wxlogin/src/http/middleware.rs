@@ -24,16 +24,27 @@ fn request_id(request: &Request) -> String {
         .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
 }
 
+/// Set on a response of the built-in gateway, so that its requests are counted as `gateway`
+/// rather than `unmatched`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GatewayForwarded;
+
 /// Outermost layer: gives the request an id (task-local, in its span and in the response header)
 /// and logs one line when it ends, with the route template (never the raw path, which may carry
-/// ids), the status, the duration, and the client address and user id once inner layers know them.
-pub async fn request_context(request: Request, next: Next) -> Response {
+/// ids), the status, the duration, and the client address and user id once inner layers know them;
+/// counts it in the metrics by the same route template, method and status.
+pub async fn request_context(
+    State(metrics): State<crate::metrics::Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = request_id(&request);
-    let route = request
+    let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("-", |path| path.as_str())
-        .to_owned();
+        .cloned();
+    let route = matched.as_ref().map_or("-", |path| path.as_str());
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -44,19 +55,26 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     );
     let header = HeaderValue::from_str(&id).ok();
     let watch = crate::clock::Stopwatch::start();
-    let mut response = REQUEST_ID
+    let outcome = REQUEST_ID
         .scope(id, async move {
             let response = next.run(request).await;
-            let duration_ms = watch.elapsed().as_secs_f64() * 1000.0;
-            tracing::info!(
-                status = response.status().as_u16(),
-                duration_ms = format_args!("{duration_ms:.1}"),
-                "request"
-            );
-            response
+            let elapsed = watch.elapsed();
+            // Tenths of a millisecond: a number in JSON lines, `1.2` in text.
+            let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+            tracing::info!(status = response.status().as_u16(), duration_ms, "request");
+            (response, elapsed)
         })
         .instrument(span)
         .await;
+    let (mut response, elapsed) = outcome;
+    let route = match &matched {
+        Some(path) => crate::metrics::Route::Template(path.as_str()),
+        None if response.extensions().get::<GatewayForwarded>().is_some() => {
+            crate::metrics::Route::Gateway
+        }
+        None => crate::metrics::Route::Unmatched,
+    };
+    metrics.http_request(route, method.as_str(), response.status().as_u16(), elapsed);
     if let Some(header) = header {
         response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     }

@@ -12,6 +12,7 @@ mod identity_headers;
 mod internal;
 mod listener;
 mod me;
+mod metrics;
 mod middleware;
 mod openapi_doc;
 mod ops;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub use client_ip::ClientIp;
 pub use gateway::Gateway;
 pub(crate) use listener::{Limits, serve};
+pub(crate) use metrics::serve_metrics;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -134,7 +136,15 @@ async fn gateway_or_not_found(
         Some(gateway) => gateway::forward(&state, gateway, request).await,
         None => None,
     };
-    forwarded.unwrap_or_else(|| ApiError::not_found().into_response())
+    match forwarded {
+        Some(mut response) => {
+            response
+                .extensions_mut()
+                .insert(middleware::GatewayForwarded);
+            response
+        }
+        None => ApiError::not_found().into_response(),
+    }
 }
 
 /// The whole HTTP surface with its layers, and the built-in gateway when routes are configured.
@@ -150,6 +160,7 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         max_header_bytes: state.settings.server.max_header_bytes,
         max_uri_bytes: state.settings.server.max_uri_bytes,
     };
+    let metrics = state.metrics.clone();
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -174,6 +185,9 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
             head_limits,
             middleware::head_limits,
         ))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::request_context,
+        ))
         .with_state(state)
 }

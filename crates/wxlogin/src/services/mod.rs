@@ -11,13 +11,16 @@
 //!   of avatar files from before avatars were kept in the database;
 //! - `rate_limits`: `[rate_limits]` applied, 429 `rate_limited` with `Retry-After`;
 //! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
-//! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it.
+//! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it;
+//! - `monitoring`: what `GET /metrics` shows, with the live-session gauge counted at most once a
+//!   minute.
 
 mod accounts;
 pub(crate) mod avatar_files;
 mod exchange;
 pub mod import;
 pub(crate) mod login;
+pub(crate) mod monitoring;
 pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod rate_limits;

@@ -19,7 +19,12 @@ pub(crate) async fn check(
         .rate_limits
         .check(endpoint, subjects)
         .await
-        .map_err(refused)
+        .map_err(|limited| {
+            state
+                .metrics
+                .rate_limited(limited.endpoint.as_str(), limited.scope.as_str());
+            refused(limited)
+        })
 }
 
 /// For an endpoint of the signed-in user: per IP, per user and per app of the access token.

@@ -181,6 +181,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
         // Joins the session's live generation: the next rotation of any of them retires it.
         store.insert_refresh_token(&next).await?;
     }
+    state.metrics.refresh_rotated();
     pair(
         state,
         &user,
@@ -197,6 +198,7 @@ async fn reuse(state: &AppState, session: &Session, user: &User, now: i64) -> Ap
     if let Err(e) = state.store.revoke_session(&session.id, now).await {
         return e.into();
     }
+    state.metrics.refresh_reuse_detected();
     announce(state, Revocation::Session(session.id.clone())).await;
     tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after rotation; session revoked");
     ApiError::invalid_grant()

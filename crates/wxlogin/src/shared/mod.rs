@@ -19,6 +19,7 @@ mod flight;
 mod gcra;
 mod limits;
 pub mod memory;
+mod metered;
 pub mod redis;
 mod session_cache;
 
@@ -177,6 +178,27 @@ impl SharedState {
             limiter: implementation.clone(),
             values: implementation.clone(),
             health: implementation,
+        }
+    }
+
+    /// The same state with every failed call counted in `metrics`.
+    pub fn metered(self, metrics: &crate::metrics::Metrics) -> Self {
+        fn wrap<T: ?Sized>(
+            inner: Arc<T>,
+            metrics: &crate::metrics::Metrics,
+        ) -> metered::Metered<T> {
+            metered::Metered {
+                inner,
+                metrics: metrics.clone(),
+            }
+        }
+        Self {
+            claims: Arc::new(wrap(self.claims, metrics)),
+            leases: Arc::new(wrap(self.leases, metrics)),
+            events: Arc::new(wrap(self.events, metrics)),
+            limiter: Arc::new(wrap(self.limiter, metrics)),
+            values: Arc::new(wrap(self.values, metrics)),
+            health: Arc::new(wrap(self.health, metrics)),
         }
     }
 

@@ -4,11 +4,13 @@
 //!
 //! Times are Unix milliseconds (`i64`) everywhere, so both backends store plain `BIGINT`s.
 
+mod metered;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
+pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -164,6 +166,16 @@ impl Default for PoolSizing {
 }
 
 impl StoreError {
+    /// The `kind` label of `wxlogin_database_errors_total`.
+    pub fn metric_kind(&self) -> &'static str {
+        match self {
+            _ if self.is_unavailable() => "unavailable",
+            Self::Conflict => "conflict",
+            Self::Corrupt(_) => "corrupt",
+            Self::Database(_) => "other",
+        }
+    }
+
     /// The database cannot serve right now but may soon: unreachable, no free connection within
     /// `database.acquire_timeout_ms`, out of disk space, locked or read-only, shutting down. The
     /// request is answered 503 with `Retry-After` rather than 500.
@@ -276,6 +288,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, id: &SessionId, now: i64) -> Result<bool, StoreError>;
     /// Revokes every live session of the user; returns how many.
     async fn revoke_user_sessions(&self, user: &UserId, now: i64) -> Result<u64, StoreError>;
+    /// Sessions neither revoked nor expired at `now`, in the whole database (one `COUNT(*)`, for
+    /// the `wxlogin_sessions_active` gauge, at most once a minute).
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError>;
 
     async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError>;
     /// Marks `old_hash` rotated at `now`, retires every other live token of its session with it

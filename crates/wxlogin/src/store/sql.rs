@@ -334,6 +334,17 @@ where
         Ok(B::rows_affected(&done))
     }
 
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
         sqlx::query_as::<_, RefreshTokenRow>(
             "SELECT hash, session_id, issued_at, expires_at, rotated_at \

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use super::client::WechatClient;
 use super::error::WechatError;
 use crate::clock::SharedClock;
 use crate::domain::{AccessToken, AppId, AppSecret};
+use crate::metrics::TokenTrigger;
 
 /// Which WeChat API issues the tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -105,6 +107,8 @@ struct AppTokens {
     cached: Mutex<Option<Cached>>,
     /// Held by the one caller that fetches; a dropped caller releases it, so nobody stays stuck.
     refresh: tokio::sync::Mutex<()>,
+    /// WeChat rejected the cached token and it was dropped: the next fetch is `invalidated`.
+    invalidated: AtomicBool,
 }
 
 /// The access-token cache of all configured apps. Cheap to clone.
@@ -141,6 +145,7 @@ impl AccessTokens {
                     secret,
                     cached: Mutex::new(None),
                     refresh: tokio::sync::Mutex::new(()),
+                    invalidated: AtomicBool::new(false),
                 };
                 (appid, tokens)
             })
@@ -200,10 +205,18 @@ impl AccessTokens {
         if let Some(fresh) = self.fresh(app) {
             return Ok(self.with_remaining(fresh));
         }
-        let obtained = match self.obtain(appid, app, ON_DEMAND_MARGIN, true).await? {
+        let trigger = if app.invalidated.swap(false, Ordering::Relaxed) {
+            TokenTrigger::Invalidated
+        } else {
+            TokenTrigger::Request
+        };
+        let obtained = match self
+            .obtain(appid, app, ON_DEMAND_MARGIN, true, trigger)
+            .await?
+        {
             Some(obtained) => obtained,
             // Only a caller that does not wait for the fetch lock is ever turned away.
-            None => self.fetch(appid, app).await?,
+            None => self.fetch(appid, app, trigger).await?,
         };
         Ok(self.with_remaining((obtained.token, obtained.expires_at_ms)))
     }
@@ -219,14 +232,15 @@ impl AccessTokens {
         app: &AppTokens,
         margin: Duration,
         wait: bool,
+        trigger: TokenTrigger,
     ) -> Result<Option<Obtained>, WechatError> {
         let Some(shared) = self.shared.as_deref() else {
-            return self.fetch(appid, app).await.map(Some);
+            return self.fetch(appid, app, trigger).await.map(Some);
         };
         match self.adopt(appid, app, shared, margin).await {
             Ok(Some(adopted)) => return Ok(Some(adopted)),
             Ok(None) => {}
-            Err(e) => return self.fetch_alone(appid, app, &e).await.map(Some),
+            Err(e) => return self.fetch_alone(appid, app, &e, trigger).await.map(Some),
         }
         let lock = if wait {
             shared.lock_fetch(appid).await.map(Some)
@@ -236,13 +250,16 @@ impl AccessTokens {
         let lock = match lock {
             Ok(Some(lock)) => lock,
             Ok(None) => return Ok(None),
-            Err(e) => return self.fetch_alone(appid, app, &e).await.map(Some),
+            Err(e) => return self.fetch_alone(appid, app, &e, trigger).await.map(Some),
         };
         // The holder before us may have published a token while we waited.
         let outcome = match self.adopt(appid, app, shared, margin).await {
             Ok(Some(adopted)) => Ok(Some(adopted)),
-            Ok(None) => self.fetch_and_publish(appid, app, shared).await.map(Some),
-            Err(e) => self.fetch_alone(appid, app, &e).await.map(Some),
+            Ok(None) => self
+                .fetch_and_publish(appid, app, shared, trigger)
+                .await
+                .map(Some),
+            Err(e) => self.fetch_alone(appid, app, &e, trigger).await.map(Some),
         };
         lock.release().await;
         outcome
@@ -280,8 +297,9 @@ impl AccessTokens {
         appid: &AppId,
         app: &AppTokens,
         shared: &dyn SharedTokens,
+        trigger: TokenTrigger,
     ) -> Result<Obtained, WechatError> {
-        let obtained = self.fetch(appid, app).await?;
+        let obtained = self.fetch(appid, app, trigger).await?;
         let published = SharedToken {
             token: obtained.token.clone(),
             expires_at_ms: obtained.expires_at_ms,
@@ -300,21 +318,41 @@ impl AccessTokens {
         appid: &AppId,
         app: &AppTokens,
         cause: &SharedTokensError,
+        trigger: TokenTrigger,
     ) -> Result<Obtained, WechatError> {
         tracing::warn!(appid = %appid, error = %cause, "shared state unusable: fetching the WeChat access token on this instance alone");
-        self.fetch(appid, app).await
+        self.fetch(appid, app, trigger).await
     }
 
-    /// Fetches and caches a new token. The caller holds the app's refresh lock.
-    async fn fetch(&self, appid: &AppId, app: &AppTokens) -> Result<Obtained, WechatError> {
+    /// Fetches and caches a new token, and counts the fetch. The caller holds the app's refresh
+    /// lock.
+    async fn fetch(
+        &self,
+        appid: &AppId,
+        app: &AppTokens,
+        trigger: TokenTrigger,
+    ) -> Result<Obtained, WechatError> {
         let issued = match self.mode {
             TokenMode::Stable => {
                 self.client
                     .get_stable_access_token(appid, &app.secret, false)
-                    .await?
+                    .await
             }
-            TokenMode::Classic => self.client.get_access_token(appid, &app.secret).await?,
+            TokenMode::Classic => self.client.get_access_token(appid, &app.secret).await,
         };
+        self.client
+            .metrics()
+            .access_token_refresh(appid.as_str(), trigger, issued.is_ok());
+        let issued = issued.inspect_err(|e| {
+            tracing::warn!(
+                appid = %appid,
+                trigger = ?trigger,
+                errcode = e.errcode(),
+                rid = e.rid(),
+                error = %e,
+                "cannot fetch a WeChat access token"
+            );
+        })?;
         let expires_in_ms = i64::try_from(issued.expires_in.as_millis()).unwrap_or(i64::MAX);
         let expires_at_ms = self.clock.unix_millis().saturating_add(expires_in_ms);
         let mut cached = app.cached.lock().unwrap_or_else(|p| p.into_inner());
@@ -371,10 +409,13 @@ impl AccessTokens {
         if self.cached_with_margin(app, PROACTIVE_MARGIN).is_some() {
             return false;
         }
-        match self.obtain(appid, app, PROACTIVE_MARGIN, false).await {
+        match self
+            .obtain(appid, app, PROACTIVE_MARGIN, false, TokenTrigger::Proactive)
+            .await
+        {
             Ok(obtained) => obtained.is_some_and(|o| o.fetched),
             Err(e) => {
-                tracing::warn!(appid = %appid, error = %e, "proactive access-token refresh failed; will retry");
+                tracing::warn!(appid = %appid, errcode = e.errcode(), rid = e.rid(), error = %e, "proactive access-token refresh failed; will retry");
                 false
             }
         }
@@ -402,6 +443,7 @@ impl AccessTokens {
             let mut cached = app.cached.lock().unwrap_or_else(|p| p.into_inner());
             if cached.as_ref().is_some_and(|c| &c.token == rejected) {
                 *cached = None;
+                app.invalidated.store(true, Ordering::Relaxed);
                 tracing::info!(appid = %appid, "dropped a WeChat access token that WeChat rejected");
             }
         }

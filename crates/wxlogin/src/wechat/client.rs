@@ -4,6 +4,8 @@ use rand::Rng as _;
 use serde::Deserialize;
 
 use super::error::WechatError;
+use crate::clock::Stopwatch;
+use crate::metrics::{Metrics, WechatOutcome};
 
 /// How the client reaches WeChat.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -77,6 +79,7 @@ pub struct WechatClient {
     http: reqwest::Client,
     base_url: String,
     retry: RetryPolicy,
+    metrics: Metrics,
 }
 
 impl WechatClient {
@@ -94,7 +97,18 @@ impl WechatClient {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             retry: config.retry.clone(),
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Counts every exchange with WeChat (`wxlogin_wechat_calls_total`, its latency) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn base_url(&self) -> &str {
@@ -120,7 +134,13 @@ impl WechatClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let watch = Stopwatch::start();
             let result = self.attempt(build()).await;
+            let outcome = match &result {
+                Ok(_) => WechatOutcome::Errcode(0),
+                Err(e) => e.outcome(),
+            };
+            self.metrics.wechat_call(api, outcome, watch.elapsed());
             match &result {
                 Ok(_) => tracing::debug!(api, attempt, "wechat call succeeded"),
                 Err(e) => tracing::debug!(

@@ -158,6 +158,21 @@ impl WechatError {
         }
     }
 
+    /// The `errcode` label of `wxlogin_wechat_calls_total`: known errcodes by number, the rest by
+    /// kind, so that the label values stay a fixed set.
+    pub(crate) fn outcome(&self) -> crate::metrics::WechatOutcome {
+        use crate::metrics::WechatOutcome::{Errcode, Failed};
+        match self {
+            Self::Api { code, .. } => Errcode(code.errcode()),
+            Self::Unknown { .. } => Failed("unknown"),
+            Self::Timeout => Failed("timeout"),
+            Self::Connect(_) => Failed("connect"),
+            Self::Transport(_) => Failed("transport"),
+            Self::HttpStatus { .. } => Failed("http_status"),
+            Self::Malformed { .. } => Failed("malformed"),
+        }
+    }
+
     /// WeChat's request id, for its support and for our logs.
     pub fn rid(&self) -> Option<&str> {
         match self {

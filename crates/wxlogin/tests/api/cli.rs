@@ -9,7 +9,9 @@ fn wxlogin() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wxlogin"));
     command
         .env_remove("WXLOGIN_CONFIG")
-        .env("WXLOGIN_LOG", "warn");
+        .env("WXLOGIN_LOG", "warn")
+        // Off: processes of parallel tests would all want 127.0.0.1:9090.
+        .env("WXLOGIN_METRICS__LISTEN", "");
     command
 }
 

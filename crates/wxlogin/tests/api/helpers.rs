@@ -225,6 +225,9 @@ impl PostgresTestStore {
 /// The server on port 0 with a fresh SQLite file, the simulator, and one clock for both.
 pub struct TestApp {
     pub address: String,
+    /// `http://host:port` of the metrics listener, when the test turned it on
+    /// (`settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap())`).
+    pub metrics_address: Option<String>,
     pub wx: TestWechat,
     pub state: wxlogin::state::AppState,
     pub http: reqwest::Client,
@@ -268,11 +271,14 @@ impl TestApp {
         }];
         settings.services =
             vec![wxlogin::config::ServiceSettings::new(SERVICE_ID, SERVICE_SECRET).unwrap()];
+        // Off unless a test turns it on: the default port would be taken by the first app.
+        settings.metrics.listen = None;
         configure(&mut settings);
         let app = wxlogin::app::Application::build(settings, wx.clock.shared())
             .await
             .expect("the app builds");
         let address = format!("http://{}", app.local_addr());
+        let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -280,10 +286,15 @@ impl TestApp {
         }));
         Self {
             address,
+            metrics_address,
             wx,
             state,
             http: reqwest::Client::new(),
-            secrets: Mutex::new(vec![DEMO_SECRET.to_owned(), SERVICE_SECRET.to_owned()]),
+            secrets: Mutex::new(vec![
+                DEMO_SECRET.to_owned(),
+                SERVICE_SECRET.to_owned(),
+                sealing_key,
+            ]),
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),

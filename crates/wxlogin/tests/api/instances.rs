@@ -149,6 +149,8 @@ impl Cluster {
         let mock = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
             .args(["mock-wechat", "--listen", &format!("127.0.0.1:{mock_port}")])
             .env("WXLOGIN_LOG", "warn")
+            // Off: processes of parallel tests would all want 127.0.0.1:9090.
+            .env("WXLOGIN_METRICS__LISTEN", "")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -225,6 +227,8 @@ client_secret = "{SERVICE_SECRET}"
             .arg(&self.config)
             .env_remove("WXLOGIN_CONFIG")
             .env("WXLOGIN_LOG", "warn")
+            // Off: processes of parallel tests would all want 127.0.0.1:9090.
+            .env("WXLOGIN_METRICS__LISTEN", "")
             .env("WXLOGIN_DATABASE__URL", &self.database_url)
             .env(
                 "WXLOGIN_SERVER__LISTEN",

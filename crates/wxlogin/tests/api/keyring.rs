@@ -83,6 +83,8 @@ fn spawn_serve(config: &std::path::Path) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
         .env_remove("WXLOGIN_CONFIG")
         .env("WXLOGIN_LOG", "warn")
+        // Off: processes of parallel tests would all want 127.0.0.1:9090.
+        .env("WXLOGIN_METRICS__LISTEN", "")
         .args(["serve", "--allow-mock", "--config"])
         .arg(config)
         .stdout(Stdio::null())
@@ -213,6 +215,8 @@ async fn rotation_reaches_both(config: &std::path::Path, a: &Server, b: &Server,
     let output = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
         .env_remove("WXLOGIN_CONFIG")
         .env("WXLOGIN_LOG", "warn")
+        // Off: processes of parallel tests would all want 127.0.0.1:9090.
+        .env("WXLOGIN_METRICS__LISTEN", "")
         .args(["keys", "rotate", "--config"])
         .arg(config)
         .output()
@@ -412,6 +416,8 @@ secret = "{DEMO_SECRET}"
                 Command::new(env!("CARGO_BIN_EXE_wxlogin"))
                     .env_remove("WXLOGIN_CONFIG")
                     .env("WXLOGIN_LOG", "warn")
+                    // Off: processes of parallel tests would all want 127.0.0.1:9090.
+                    .env("WXLOGIN_METRICS__LISTEN", "")
                     .args(["keys", "rotate", "--config"])
                     .arg(&config)
                     .output()

@@ -17,6 +17,7 @@ mod internal;
 mod keyring;
 mod linking;
 mod login;
+mod metrics;
 mod nginx;
 mod open_data;
 mod open_data_api;

@@ -376,6 +376,8 @@ fn config_check(toml: &str, env: &[(&str, &str)]) -> std::process::Output {
     command
         .env_remove("WXLOGIN_CONFIG")
         .env("WXLOGIN_LOG", "warn")
+        // Off: processes of parallel tests would all want 127.0.0.1:9090.
+        .env("WXLOGIN_METRICS__LISTEN", "")
         .args(["config", "check", "--config"])
         .arg(&path);
     for (name, value) in env {

@@ -1,6 +1,10 @@
 //! Every WeChat error path, provoked at TRACE level: no secret in any log line or error text.
 
-use serde_json::json;
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use wxlogin::domain::{AccessToken, LoginCode, OpenId, PhoneCode, SessionKey};
@@ -262,6 +266,10 @@ async fn a_whole_session_at_trace_logs_no_secret() {
         logs.contains("/v1/auth/refresh"),
         "the server's request lines are captured"
     );
+    assert!(
+        logs.contains("wxlogin starting") && logs.contains("\"sealing_key\":\"<redacted>\""),
+        "the start-up summary is captured, redacted"
+    );
     for secret in [
         first.as_str(),
         second.as_str(),
@@ -274,5 +282,196 @@ async fn a_whole_session_at_trace_logs_no_secret() {
         for form in variants(secret) {
             assert!(!logs.contains(&form), "a secret reached the logs");
         }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `wxlogin serve` with `log.format = "json"` from the environment, at TRACE: every line on
+/// standard output is a JSON object, the start-up line carries the version and the redacted
+/// configuration, a request line the request's fields, a WeChat failure its errcode and rid; no
+/// secret in any line, nor in the metrics the process serves.
+#[tokio::test]
+async fn json_logs_of_a_process_at_trace_have_the_request_fields_and_no_secret() {
+    let wx = TestWechat::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sealing_key = wxlogin::crypto::SealingKey::generate_base64();
+    let (port, metrics_port) = (free_port(), free_port());
+    let config = dir.path().join("wxlogin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+allow_insecure_public_url = true
+
+[security]
+sealing_key = "{sealing_key}"
+
+[wechat]
+base_url = "{base_url}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[apps]]
+appid = "{DEMO_APPID}"
+secret = "{DEMO_SECRET}"
+
+[[services]]
+client_id = "{SERVICE_ID}"
+client_secret = "{SERVICE_SECRET}"
+"#,
+            data = dir.path().display(),
+            base_url = wx.handle.base_url(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+        .args(["serve", "--allow-mock", "--config"])
+        .arg(&config)
+        .env_remove("WXLOGIN_CONFIG")
+        .env("WXLOGIN_LOG", "trace")
+        .env("WXLOGIN_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "the server came up");
+    let code = wx.mock().mint_login_code(DEMO_APPID, "frank").unwrap().code;
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/wechat/login"))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let me = reqwest::Client::new()
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&access)
+        .header("x-request-id", "json-log-test-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    wx.fault(json!({"api": "jscode2session", "errcode": -1, "times": 1}))
+        .await;
+    let code = wx.mock().mint_login_code(DEMO_APPID, "frank").unwrap().code;
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/wechat/login"))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let scraped = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scraped.contains("wxlogin_logins_total{appid=\"wx0000000000000001\",outcome=\"new\"} 1")
+    );
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let lines = reader.join().unwrap();
+
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let starting = objects
+        .iter()
+        .find(|o| o["fields"]["message"] == "wxlogin starting")
+        .expect("a start-up line");
+    assert_eq!(starting["fields"]["version"], env!("CARGO_PKG_VERSION"));
+    let summary: Value =
+        serde_json::from_str(starting["fields"]["config"].as_str().unwrap()).unwrap();
+    assert_eq!(summary["security"]["sealing_key"], "<redacted>");
+    assert_eq!(summary["apps"][0]["appid"], DEMO_APPID);
+    assert_eq!(summary["apps"][0]["secret"], "<redacted>");
+    assert_eq!(summary["log"]["format"], "json");
+    assert_eq!(
+        summary["metrics"]["listen"],
+        format!("127.0.0.1:{metrics_port}")
+    );
+
+    let request = objects
+        .iter()
+        .find(|o| {
+            o["fields"]["message"] == "request" && o["span"]["request_id"] == "json-log-test-1"
+        })
+        .unwrap_or_else(|| panic!("the request line of GET /v1/me in {lines:#?}"));
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["duration_ms"].is_number(), "{request}");
+    assert_eq!(request["span"]["route"], "/v1/me");
+    assert_eq!(request["span"]["method"], "GET");
+    assert_eq!(request["span"]["client_ip"], "127.0.0.1");
+    assert_eq!(request["span"]["user"], login["user"]["id"]);
+
+    let upstream = objects
+        .iter()
+        .find(|o| o["fields"]["message"] == "WeChat unavailable")
+        .expect("the WeChat failure is logged");
+    assert_eq!(upstream["level"], "WARN");
+    assert_eq!(upstream["fields"]["errcode"], -1);
+    assert!(
+        upstream["fields"]["rid"]
+            .as_str()
+            .is_some_and(|rid| rid.len() > 8),
+        "{upstream}"
+    );
+
+    let all = lines.join("\n");
+    for secret in [
+        DEMO_SECRET,
+        SERVICE_SECRET,
+        sealing_key.as_str(),
+        access.as_str(),
+        login["refresh_token"].as_str().unwrap(),
+        &wx.mock().session_key(DEMO_APPID, "frank").unwrap(),
+    ] {
+        assert!(!all.contains(secret), "a secret reached the logs");
+        assert!(!scraped.contains(secret), "a secret reached the metrics");
     }
 }

@@ -14,7 +14,9 @@ fn wxlogin() -> Command {
     command
         .env_remove("WXLOGIN_CONFIG")
         .env_remove("WXLOGIN_DATABASE__URL")
-        .env("WXLOGIN_LOG", "warn");
+        .env("WXLOGIN_LOG", "warn")
+        // Off: processes of parallel tests would all want 127.0.0.1:9090.
+        .env("WXLOGIN_METRICS__LISTEN", "");
     command
 }
 

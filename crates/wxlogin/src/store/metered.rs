@@ -1,0 +1,89 @@
+//! A [`Store`] that counts its failed operations in the metrics (`wxlogin_database_errors_total`,
+//! by operation and kind), around whichever backend `app.rs` opened. Conflicts are not failures:
+//! they are how concurrent writers learn who won.
+
+use std::sync::Arc;
+
+use super::{
+    Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
+    StoreError, User,
+};
+use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+use crate::metrics::Metrics;
+
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Metrics,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn Store>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Err(e) = &result
+            && !matches!(e, StoreError::Conflict)
+        {
+            self.metrics.database_error(operation, e.metric_kind());
+        }
+        result
+    }
+}
+
+/// Every method forwarded, its failures counted under its own name.
+macro_rules! metered {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        #[async_trait::async_trait]
+        impl Store for MeteredStore {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError> {
+                    let result = self.inner.$name($($arg),*).await;
+                    self.count(stringify!($name), result)
+                }
+            )*
+        }
+    };
+}
+
+metered! {
+    fn migrate() -> ();
+    fn ping() -> ();
+    fn check_writable(now: i64) -> ();
+    fn find_identity(appid: &AppId, openid: &OpenId) -> Option<Identity>;
+    fn create_user_with_identity(user: &User, identity: &Identity) -> ();
+    fn record_identity_login(appid: &AppId, openid: &OpenId, unionid: Option<&UnionId>, sealed_session_key: &[u8], now: i64) -> ();
+    fn get_user(id: &UserId) -> Option<User>;
+    fn set_user_banned(id: &UserId, banned_at: Option<i64>) -> bool;
+    fn create_session(session: &Session, first_token: &RefreshToken) -> ();
+    fn get_session(id: &SessionId) -> Option<Session>;
+    fn session_access(id: &SessionId) -> Option<SessionAccess>;
+    fn revoke_session(id: &SessionId, now: i64) -> bool;
+    fn revoke_user_sessions(user: &UserId, now: i64) -> u64;
+    fn count_live_sessions(now: i64) -> u64;
+    fn find_refresh_token(hash: &[u8]) -> Option<RefreshToken>;
+    fn rotate_refresh_token(old_hash: &[u8], new: &RefreshToken, now: i64) -> bool;
+    fn insert_refresh_token(token: &RefreshToken) -> ();
+    fn list_signing_keys() -> Vec<SigningKey>;
+    fn insert_signing_key(key: &SigningKey) -> ();
+    fn current_signing_kid(alg: &str) -> Option<String>;
+    fn install_signing_key(key: &SigningKey, replaces: Option<&str>) -> bool;
+    fn set_nickname(user: &UserId, nickname: Option<&str>, now: i64) -> bool;
+    fn replace_avatar(user: &UserId, avatar: Option<&Avatar>, now: i64) -> Option<Option<String>>;
+    fn get_avatar(name: &str) -> Option<Avatar>;
+    fn avatars_without_image(after: &str, limit: u32) -> Vec<String>;
+    fn import_avatar(avatar: &Avatar) -> bool;
+    fn find_identity_by_user(user: &UserId, appid: &AppId) -> Option<Identity>;
+    fn list_identities_of_user(user: &UserId) -> Vec<Identity>;
+    fn find_user_by_phone(phone: &Phone) -> Option<User>;
+    fn set_user_phone(user: &UserId, phone: Option<&Phone>, now: i64) -> bool;
+    fn create_user(user: &User) -> ();
+    fn link_identity(identity: &Identity) -> ();
+    fn find_users_by_unionid(unionid: &UnionId) -> Vec<UserId>;
+    fn insert_login_ticket(ticket: &LoginTicket) -> ();
+    fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
+}
