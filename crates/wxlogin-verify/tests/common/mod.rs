@@ -60,6 +60,8 @@ impl LiveWxlogin {
         settings.wechat.retry.base_delay_ms = 1;
         settings.wechat.retry.max_delay_ms = 5;
         settings.tokens.algorithm = alg;
+        // Tests run in parallel: each would otherwise bind the default metrics address.
+        settings.metrics.listen = None;
         settings.apps = vec![wxlogin::config::AppSettings {
             appid: AppId::parse(APPID).unwrap(),
             secret: AppSecret::parse(SECRET).unwrap(),
