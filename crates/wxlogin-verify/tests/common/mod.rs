@@ -62,6 +62,8 @@ impl LiveWxlogin {
         settings.tokens.algorithm = alg;
         // Tests run in parallel: each would otherwise bind the default metrics address.
         settings.metrics.listen = None;
+        // The snippets log the same users in many times a minute, all from one address.
+        settings.rate_limits = wxlogin::config::RateLimitSettings::off();
         settings.apps = vec![wxlogin::config::AppSettings {
             appid: AppId::parse(APPID).unwrap(),
             secret: AppSecret::parse(SECRET).unwrap(),
