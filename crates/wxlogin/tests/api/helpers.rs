@@ -246,6 +246,26 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// A second instance beside this one, as another machine of the same deployment: its database,
+    /// sealing key, simulator and `[redis]`, a data directory of its own, then `configure`.
+    pub async fn spawn_beside(
+        &self,
+        configure: impl FnOnce(&mut wxlogin::config::Settings),
+    ) -> Self {
+        let database = self.state.settings.database_url();
+        let sealing_key = self.state.settings.security.sealing_key.clone();
+        let simulator = self.wx.handle.base_url();
+        let redis = self.state.settings.redis.clone();
+        Self::spawn_with(move |s| {
+            s.database.url = Some(database);
+            s.security.sealing_key = sealing_key;
+            s.wechat.base_url = simulator;
+            s.redis = redis;
+            configure(s);
+        })
+        .await
+    }
+
     /// Spawns with settings adjusted by `configure` (after the test defaults are set).
     pub async fn spawn_with(configure: impl FnOnce(&mut wxlogin::config::Settings)) -> Self {
         let wx = TestWechat::spawn().await;

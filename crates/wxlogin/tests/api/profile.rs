@@ -536,16 +536,9 @@ async fn the_methods_a_mini_program_can_send_work_too() {
 /// A second instance on `first`'s database and simulator, with a data directory of its own (as a
 /// second machine has).
 async fn second_instance(first: &TestApp) -> TestApp {
-    let database = first.state.settings.database_url();
-    let sealing_key = first.state.settings.security.sealing_key.clone();
-    let simulator = first.wx.handle.base_url();
-    TestApp::spawn_with(move |s| {
-        s.server.public_url = Some(PUBLIC_URL.to_owned());
-        s.database.url = Some(database);
-        s.security.sealing_key = sealing_key;
-        s.wechat.base_url = simulator;
-    })
-    .await
+    first
+        .spawn_beside(|s| s.server.public_url = Some(PUBLIC_URL.to_owned()))
+        .await
 }
 
 /// Uploads on either instance are served by both; a replaced image leaves both once its last user

@@ -554,18 +554,8 @@ async fn two_servers_sharing_redis_send_one_login_code_to_wechat_once() {
     let Some(settings) = redis_settings() else {
         return;
     };
-    let redis = settings.clone();
-    let a = TestApp::spawn_with(|s| s.redis = redis).await;
-    let database = a.state.settings.database_url();
-    let sealing_key = a.state.settings.security.sealing_key.clone();
-    let simulator = a.wx.handle.base_url();
-    let b = TestApp::spawn_with(move |s| {
-        s.redis = settings;
-        s.database.url = Some(database);
-        s.security.sealing_key = sealing_key;
-        s.wechat.base_url = simulator;
-    })
-    .await;
+    let a = TestApp::spawn_with(|s| s.redis = settings).await;
+    let b = a.spawn_beside(|_| {}).await;
     let body =
         serde_json::json!({ "code": a.code_for("alice"), "appid": crate::helpers::DEMO_APPID });
     let (first, second) = tokio::join!(
@@ -599,20 +589,9 @@ async fn a_logout_on_one_server_is_refused_by_another_that_cached_the_session() 
     let Some(settings) = redis_settings() else {
         return;
     };
-    let redis = settings.clone();
-    let a = TestApp::spawn_with(|s| s.redis = redis).await;
-    let database = a.state.settings.database_url();
-    let sealing_key = a.state.settings.security.sealing_key.clone();
-    let simulator = a.wx.handle.base_url();
+    let a = TestApp::spawn_with(|s| s.redis = settings).await;
     let issuer = a.state.settings.issuer();
-    let b = TestApp::spawn_with(move |s| {
-        s.redis = settings;
-        s.database.url = Some(database);
-        s.security.sealing_key = sealing_key;
-        s.wechat.base_url = simulator;
-        s.tokens.issuer = Some(issuer);
-    })
-    .await;
+    let b = a.spawn_beside(|s| s.tokens.issuer = Some(issuer)).await;
     for all_devices in [false, true] {
         let login = a.login(if all_devices { "bob" } else { "alice" }).await;
         let access = login["access_token"].as_str().unwrap();

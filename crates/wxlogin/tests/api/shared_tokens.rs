@@ -19,24 +19,13 @@ async fn pair(
     redis: RedisSettings,
     configure: impl Fn(&mut wxlogin::config::Settings) + Clone,
 ) -> (TestApp, TestApp) {
-    let first_redis = redis.clone();
     let configure_first = configure.clone();
     let a = TestApp::spawn_with(move |s| {
-        s.redis = first_redis;
+        s.redis = redis;
         configure_first(s);
     })
     .await;
-    let database = a.state.settings.database_url();
-    let sealing_key = a.state.settings.security.sealing_key.clone();
-    let simulator = a.wx.handle.base_url();
-    let b = TestApp::spawn_with(move |s| {
-        s.redis = redis;
-        s.database.url = Some(database);
-        s.security.sealing_key = sealing_key;
-        s.wechat.base_url = simulator;
-        configure(s);
-    })
-    .await;
+    let b = a.spawn_beside(configure).await;
     (a, b)
 }
 
