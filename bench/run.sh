@@ -8,7 +8,9 @@
 # Settings (environment): BENCH_REPS (5), BENCH_DURATION seconds per run (5), BENCH_WARMUP seconds
 # per scenario (2), BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_REPORT
 # (the report's path), BENCH_NOTE (a sentence for the report, e.g. what else ran on the machine),
-# BENCH_SMOKE=1 (as --smoke). Everything listens on 127.0.0.1 only.
+# BENCH_SMOKE=1 (as --smoke), BENCH_POSTGRES (a PostgreSQL URL, e.g.
+# postgres://postgres@127.0.0.1:5432/test: the server then runs on a new database made there for
+# the run and dropped after it, instead of SQLite). Everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,6 +64,9 @@ cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "${bench_db:-}" ]; then
+    psql -q "$BENCH_POSTGRES" -c "DROP DATABASE IF EXISTS $bench_db" >/dev/null 2>&1 || true
+  fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -82,8 +87,21 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 hello_port=$(free_port) sim_port=$(free_port) server_port=$(free_port)
 hello=http://127.0.0.1:$hello_port sim=http://127.0.0.1:$sim_port server=http://127.0.0.1:$server_port
 
+database="SQLite (<data_dir>/wxlogin.db)"
+database_toml=""
+if [ -n "${BENCH_POSTGRES:-}" ]; then
+  bench_db=wxlogin_bench_$$
+  psql -q "$BENCH_POSTGRES" -c "CREATE DATABASE $bench_db" >/dev/null
+  database_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$BENCH_POSTGRES" "$bench_db")
+  database="PostgreSQL $(psql -tAq "$BENCH_POSTGRES" -c 'SHOW server_version' | cut -d' ' -f1) (local, a new database)"
+  database_toml="[database]
+url = \"$database_url\""
+fi
+
 mkdir -p "$work/data"
 cat >"$work/wxlogin.toml" <<TOML
+$database_toml
+
 [server]
 listen = "127.0.0.1:$server_port"
 data_dir = "$work/data"
@@ -200,7 +218,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -0 "$server_pid" || { echo "bench/run.sh: wxlogin died" >&2; exit 1; }
 
 command_line="bench/run.sh${*:+ $*}"
-for v in BENCH_SMOKE BENCH_REPS BENCH_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_SERVER_CPU BENCH_LOAD_CPU; do
+for v in BENCH_POSTGRES BENCH_SMOKE BENCH_REPS BENCH_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_SERVER_CPU BENCH_LOAD_CPU; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
 done
 if [ -n "${BENCH_NOTE:-}" ]; then command_line="BENCH_NOTE='<the note above>' $command_line"; fi
@@ -217,6 +235,7 @@ tool meta "$work/meta.json" \
   "machine.CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
   "machine.cores=$(nproc --all) (server, simulator and hello on CPU $server_cpu; wrk on CPU $load_cpu)" \
   "machine.kernel=$(uname -srm)" \
+  "machine.database=$database" \
   "machine.load average (1, 5, 15 min)=$load_before at the start, $load_after at the end" \
   "machine.rustc=$(rustc -V)" \
   "machine.wxlogin commit=$commit" \

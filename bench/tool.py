@@ -9,7 +9,12 @@
       DIR/decrypt.txt ("<access token>\\t<decrypt body>", open data encrypted for that user)
   tool.py check URL EXPECTED [--bearer T] [--body JSON]
       one request; exit 1 unless it answers EXPECTED
-  tool.py wait URL PID   until URL answers 200 (10 s at most, and while PID lives)
+  tool.py wait URL PID [--timeout S]
+      until URL answers 200 (10 s at most unless S, and while PID lives)
+  tool.py replay URL EXPECTED --lines FILE [--count N] [--mode get|post]
+      N requests one after another on one keep-alive connection: GET with each line of FILE as
+      the bearer token, or POST each line as the JSON body (lines taken in turn); exit 1 on any
+      answer other than EXPECTED
   tool.py latency SIM MS simulated jscode2session latency (0: none)
   tool.py record RESULT SCENARIO REP RUNS
       append wrk's result with its scenario and repetition to RUNS; print a summary line
@@ -166,7 +171,7 @@ def cmd_check(args):
 
 def cmd_wait(args):
     u = urllib.parse.urlsplit(args.url)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if not os.path.exists(f"/proc/{args.pid}"):
             sys.exit(f"{args.url}: its process exited")
@@ -179,6 +184,24 @@ def cmd_wait(args):
             pass
         time.sleep(0.05)
     sys.exit(f"{args.url} did not come up")
+
+
+def cmd_replay(args):
+    u = urllib.parse.urlsplit(args.url)
+    with open(args.lines) as f:
+        lines = [line.rstrip("\n") for line in f if line.strip()]
+    count = args.count or len(lines)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=120)
+    for i in range(count):
+        line = lines[i % len(lines)]
+        if args.mode == "get":
+            conn.request("GET", u.path, headers={"Authorization": f"Bearer {line}"})
+        else:
+            conn.request("POST", u.path, body=line, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != args.expected:
+            sys.exit(f"{args.url}: request {i} answered {response.status}: {body[:200]!r}")
 
 
 def cmd_latency(args):
@@ -305,7 +328,7 @@ def describe(meta):
         "Written by `bench/run.sh` (see the command below; `bench/run.sh --smoke` is the short run "
         "CI makes). It builds the release binaries, then starts on one CPU the WeChat simulator "
         "(`wxlogin mock-wechat`), the ceiling `bench/hello` (axum, as wxlogin, answering 200 `hello`) "
-        "and `wxlogin serve --allow-mock` with SQLite in a fresh data directory, the default log "
+        f"and `wxlogin serve --allow-mock` on {meta['machine'].get('database', 'SQLite')} with a fresh data directory, the default log "
         "level (`info`) and its standard output going to a file, the login and refresh rate limits "
         "off (all the load comes from one address); the load generator, wrk, runs on the "
         "other CPU with one thread and a fixed number of connections, each sending its next request "
@@ -450,7 +473,15 @@ def main():
     wt = sub.add_parser("wait")
     wt.add_argument("url")
     wt.add_argument("pid")
+    wt.add_argument("--timeout", type=float, default=10)
     wt.set_defaults(func=cmd_wait)
+    rr = sub.add_parser("replay")
+    rr.add_argument("url")
+    rr.add_argument("expected", type=int)
+    rr.add_argument("--lines", required=True)
+    rr.add_argument("--count", type=int, default=0)
+    rr.add_argument("--mode", choices=["get", "post"], default="get")
+    rr.set_defaults(func=cmd_replay)
     lt = sub.add_parser("latency")
     lt.add_argument("sim")
     lt.add_argument("ms", type=int)
