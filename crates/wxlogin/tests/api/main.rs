@@ -28,6 +28,7 @@ mod profile;
 mod rate_limits;
 mod refresh_chain;
 mod registration;
+mod scopes;
 mod secrets;
 mod service;
 mod sessions;
