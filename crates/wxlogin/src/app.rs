@@ -234,6 +234,9 @@ impl Application {
             config = %settings.to_redacted_json(),
             "wxlogin starting"
         );
+        for warning in crate::config::unlisted_scope_warnings(&settings.services) {
+            tracing::warn!("{warning}");
+        }
         let addr = settings.server.listen;
         let metrics_addr = settings.metrics.listen;
         let gateway = Gateway::new(&settings.gateway)

@@ -34,6 +34,7 @@ pub enum ErrorCode {
     LoginBlocked,
     RegistrationClosed,
     PhoneRequired,
+    InsufficientScope,
     UnknownApp,
     NotFound,
     MethodNotAllowed,
@@ -57,7 +58,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/api.md`.
     #[cfg(test)]
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 29] = [
         Self::InvalidRequest,
         Self::InvalidCode,
         Self::InvalidTicket,
@@ -68,6 +69,7 @@ impl ErrorCode {
         Self::LoginBlocked,
         Self::RegistrationClosed,
         Self::PhoneRequired,
+        Self::InsufficientScope,
         Self::UnknownApp,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -101,6 +103,7 @@ impl ErrorCode {
             Self::LoginBlocked => "login_blocked",
             Self::RegistrationClosed => "registration_closed",
             Self::PhoneRequired => "phone_required",
+            Self::InsufficientScope => "insufficient_scope",
             Self::UnknownApp => "unknown_app",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -132,9 +135,10 @@ impl ErrorCode {
             Self::InvalidToken | Self::InvalidGrant | Self::InvalidClient => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::LoginBlocked | Self::RegistrationClosed | Self::PhoneRequired => {
-                StatusCode::FORBIDDEN
-            }
+            Self::LoginBlocked
+            | Self::RegistrationClosed
+            | Self::PhoneRequired
+            | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::UnknownApp | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PhoneInUse | Self::IdentityMismatch | Self::IdentityConflict => {
@@ -236,6 +240,17 @@ impl ApiError {
         Self::new(
             ErrorCode::InvalidClient,
             "a valid service credential (HTTP Basic client_id:client_secret) is required",
+        )
+    }
+
+    /// A service credential without the scope an endpoint needs.
+    pub fn insufficient_scope(scope: crate::config::ServiceScope) -> Self {
+        Self::new(
+            ErrorCode::InsufficientScope,
+            format!(
+                "this service credential lacks the scope `{scope}`; an operator can add it to the \
+                 service's `scopes` in [[services]]"
+            ),
         )
     }
 

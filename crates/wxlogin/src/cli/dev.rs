@@ -82,9 +82,11 @@ sealing_key = "{sealing_key}"
 appid = "{appid}"
 secret = "{secret}"
 
+# Every scope, listed so that dev does not warn: the demo service tries every endpoint.
 [[services]]
 client_id = "{DEV_SERVICE_ID}"
 client_secret = "{DEV_SERVICE_SECRET}"
+scopes = ["introspect", "users:read", "phone:read", "wechat:token", "wechat:token:invalidate"]
 
 # Off in dev (a Prometheus of the developer's may well have 127.0.0.1:9090); a config file or
 # WXLOGIN_METRICS__LISTEN=127.0.0.1:9091 turns it on.

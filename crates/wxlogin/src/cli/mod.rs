@@ -189,6 +189,9 @@ async fn run(command: Command) -> Result<(), String> {
 fn config_check(config: Option<&Path>, allow_mock: bool) -> Result<(), String> {
     let settings = load(config)?;
     println!("{}", settings.to_redacted_toml());
+    for warning in crate::config::unlisted_scope_warnings(&settings.services) {
+        println!("# warning: {warning}");
+    }
     settings
         .check_for_production(allow_mock)
         .map_err(|e| e.to_string())?;

@@ -82,6 +82,7 @@ struct RawService {
     client_id: String,
     client_secret: Option<String>,
     client_secret_file: Option<PathBuf>,
+    scopes: Option<Vec<super::ServiceScope>>,
 }
 
 pub(super) fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -185,9 +186,12 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         let key = format!("services[{i}].client_secret");
         let secret = secret_text(&key, service.client_secret, service.client_secret_file)?
             .ok_or_else(|| ConfigError::invalid(&key, "is required (or client_secret_file)"))?;
+        let (scopes, scopes_listed) = super::scopes::resolve(service.scopes);
         services.push(ServiceSettings {
             client_id: service.client_id,
             client_secret: ServiceSecret::parse(secret).map_err(|e| invalid_secret(&key, e))?,
+            scopes,
+            scopes_listed,
         });
     }
 

@@ -8,6 +8,7 @@ mod error;
 mod load;
 mod rate_limits;
 mod redact;
+mod scopes;
 mod trusted_proxies;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use rate_limits::{
     EndpointLimits, LimitScope, LimitedEndpoint, MAX_RATE_COUNT, Rate, RateLimitSettings,
 };
 pub(crate) use redact::{redact_url_password, scrub_url_secrets};
+pub use scopes::{ServiceScope, unlisted_scope_warnings};
 pub use trusted_proxies::TrustedProxy;
 
 use crate::crypto::SealingKey;
@@ -435,20 +437,37 @@ impl Registration {
     }
 }
 
-/// A backend service allowed to introspect tokens and use the internal endpoints.
+/// A backend service allowed to introspect tokens and use the internal endpoints its scopes name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSettings {
     pub client_id: String,
     pub client_secret: ServiceSecret,
+    /// What it may do, sorted, each once.
+    pub scopes: Vec<ServiceScope>,
+    /// False when its entry lists no `scopes` (it then has every scope, as before scopes existed).
+    pub scopes_listed: bool,
 }
 
 impl ServiceSettings {
-    /// A credential built in code (`wxlogin dev`, tests); the secret is checked like a configured one.
+    /// A credential built in code (tests) with every scope; the secret is checked like a configured
+    /// one.
     pub fn new(client_id: &str, client_secret: &str) -> Result<Self, crate::domain::InvalidSecret> {
         Ok(Self {
             client_id: client_id.to_owned(),
             client_secret: ServiceSecret::parse(client_secret)?,
+            scopes: ServiceScope::ALL.to_vec(),
+            scopes_listed: true,
         })
+    }
+
+    /// The same credential with only `scopes`.
+    pub fn with_scopes(mut self, scopes: &[ServiceScope]) -> Self {
+        (self.scopes, self.scopes_listed) = scopes::resolve(Some(scopes.to_vec()));
+        self
+    }
+
+    pub fn allows(&self, scope: ServiceScope) -> bool {
+        self.scopes.contains(&scope)
     }
 }
 

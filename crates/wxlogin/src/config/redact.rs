@@ -162,6 +162,8 @@ struct AppView {
 struct ServiceView {
     client_id: String,
     client_secret: &'static str,
+    /// Effective: every scope for an entry that lists none.
+    scopes: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -310,6 +312,7 @@ fn view(s: &Settings) -> View {
             .map(|service| ServiceView {
                 client_id: service.client_id.clone(),
                 client_secret: REDACTED,
+                scopes: service.scopes.iter().map(|s| s.as_str()).collect(),
             })
             .collect(),
     }

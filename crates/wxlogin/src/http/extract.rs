@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
 use super::ClientIp;
-use crate::config::{LimitedEndpoint, ServiceSettings};
+use crate::config::{LimitedEndpoint, ServiceScope, ServiceSettings};
 use crate::error::{ApiError, ErrorCode};
 use crate::services::rate_limits::{self, Subject};
 pub(crate) use crate::services::sessions::AuthUser;
@@ -138,6 +138,23 @@ impl FromRequestParts<AppState> for AuthUser {
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     pub client_id: String,
+    /// Its configured scopes (`[[services]] scopes`).
+    pub scopes: Vec<ServiceScope>,
+}
+
+impl ServiceClient {
+    pub fn allows(&self, scope: ServiceScope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// 403 `insufficient_scope` unless the service has `scope`.
+    pub fn require(&self, scope: ServiceScope) -> Result<(), ApiError> {
+        if self.allows(scope) {
+            return Ok(());
+        }
+        tracing::info!(client = %self.client_id, scope = %scope, "service refused: scope not granted");
+        Err(ApiError::insufficient_scope(scope))
+    }
 }
 
 impl FromRequestParts<AppState> for ServiceClient {
@@ -147,15 +164,21 @@ impl FromRequestParts<AppState> for ServiceClient {
         let client = parts.extensions.get::<ClientIp>();
         let ip = ClientIp::subject(client);
         rate_limits::check(state, LimitedEndpoint::ServiceAuth, &[ip]).await?;
-        let client_id = authenticate_service(parts, state)?;
-        let subject = Some(Subject::User(client_id.as_str()));
+        let service = authenticate_service(parts, state)?;
+        let subject = Some(Subject::User(service.client_id.as_str()));
         rate_limits::check(state, LimitedEndpoint::ServiceAuth, &[subject]).await?;
-        Ok(Self { client_id })
+        Ok(Self {
+            client_id: service.client_id.clone(),
+            scopes: service.scopes.clone(),
+        })
     }
 }
 
-/// The client id of the request's valid service credential.
-fn authenticate_service(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+/// The configured service of the request's valid credential.
+fn authenticate_service<'a>(
+    parts: &Parts,
+    state: &'a AppState,
+) -> Result<&'a ServiceSettings, ApiError> {
     let value = single_authorization(&parts.headers, |_| ApiError::invalid_client())?
         .and_then(|v| v.to_str().ok())
         .ok_or_else(ApiError::invalid_client)?;
@@ -177,7 +200,11 @@ fn authenticate_service(parts: &Parts, state: &AppState) -> Result<String, ApiEr
 /// The configured service these credentials belong to. Every service is compared, id and secret
 /// alike, through SHA-256 digests in constant time and without stopping at a match, so the time
 /// taken reveals neither which ids exist nor how much of a secret was right.
-fn find_service(services: &[ServiceSettings], id: &str, secret: &str) -> Option<String> {
+fn find_service<'a>(
+    services: &'a [ServiceSettings],
+    id: &str,
+    secret: &str,
+) -> Option<&'a ServiceSettings> {
     use sha2::{Digest as _, Sha256};
     use subtle::{Choice, ConditionallySelectable as _, ConstantTimeEq as _};
     let presented_id = Sha256::digest(id.as_bytes());
@@ -196,7 +223,7 @@ fn find_service(services: &[ServiceSettings], id: &str, secret: &str) -> Option<
     let index = usize::try_from(index)
         .ok()
         .filter(|_| bool::from(matched))?;
-    services.get(index).map(|s| s.client_id.clone())
+    services.get(index)
 }
 
 #[cfg(test)]
@@ -215,7 +242,10 @@ mod tests {
         let services = services();
         for id in ["billing", "orders", "search"] {
             let secret = format!("{id}-secret-0123456789abcdef");
-            assert_eq!(find_service(&services, id, &secret).as_deref(), Some(id));
+            assert_eq!(
+                find_service(&services, id, &secret).map(|s| s.client_id.as_str()),
+                Some(id)
+            );
         }
         assert_eq!(
             find_service(&services, "orders", "billing-secret-0123456789abcdef"),

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AppJson, ServiceClient};
+use crate::config::ServiceScope;
 use crate::domain::{AccessToken, AppId, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -39,6 +40,7 @@ async fn current_token(state: &AppState, appid: &AppId) -> Result<AccessTokenRes
     responses(
         (status = 200, description = "The token", body = AccessTokenResponse),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the service lacks `wechat:token`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
         (status = 503, description = "`wechat_unavailable`", body = ErrorBody),
@@ -48,6 +50,7 @@ pub async fn get_access_token(
     client: ServiceClient,
     Path(appid): Path<String>,
 ) -> Result<axum::Json<AccessTokenResponse>, ApiError> {
+    client.require(ServiceScope::WechatToken)?;
     let appid = configured_app(&state, appid)?;
     tracing::debug!(client = %client.client_id, appid = %appid, "access token handed out");
     current_token(&state, &appid).await.map(axum::Json)
@@ -61,7 +64,8 @@ pub struct InvalidateRequest {
 }
 
 /// Reports a token WeChat rejected. It is dropped and refetched only if it is still the cached one,
-/// so many services reporting the same token cause one refresh; answers the current token.
+/// so many services reporting the same token cause one refresh; answers the current token, so the
+/// service needs `wechat:token` besides `wechat:token:invalidate`.
 #[utoipa::path(post, path = "/internal/v1/wechat/{appid}/access-token/invalidate", tag = "internal",
     params(("appid" = String, Path, description = "A configured appid")),
     request_body = InvalidateRequest,
@@ -70,6 +74,7 @@ pub struct InvalidateRequest {
         (status = 200, description = "The current token", body = AccessTokenResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the service lacks `wechat:token:invalidate` or `wechat:token`", body = ErrorBody),
         (status = 404, description = "`unknown_app`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
@@ -79,6 +84,8 @@ pub async fn invalidate_access_token(
     Path(appid): Path<String>,
     AppJson(request): AppJson<InvalidateRequest>,
 ) -> Result<axum::Json<AccessTokenResponse>, ApiError> {
+    client.require(ServiceScope::WechatTokenInvalidate)?;
+    client.require(ServiceScope::WechatToken)?;
     let appid = configured_app(&state, appid)?;
     let rejected = AccessToken::parse(request.access_token)
         .map_err(|e| ApiError::invalid_request(format!("`access_token` is invalid: {e}")))?;
@@ -111,27 +118,34 @@ pub struct InternalUser {
     pub id: String,
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
-    /// The full phone number; never shown to the mini program (it sees it masked).
+    /// The full phone number; never shown to the mini program (it sees it masked). `null` when
+    /// the user has none, or when the service lacks `phone:read` (then `phone_withheld`).
     pub phone: Option<FullPhone>,
+    /// True when the service lacks the scope `phone:read`: `phone` is then `null` whatever the user
+    /// has.
+    pub phone_withheld: bool,
     pub banned: bool,
     pub identities: Vec<IdentityView>,
 }
 
-/// A user with its identities (appid, openid, unionid).
+/// A user with its identities (appid, openid, unionid); the full phone number with `phone:read`.
 #[utoipa::path(get, path = "/internal/v1/users/{id}", tag = "internal",
     params(("id" = String, Path, description = "A user id (`u_...`)")),
     security(("service" = [])),
     responses(
         (status = 200, description = "The user", body = InternalUser),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the service lacks `users:read`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
 pub async fn get_user(
     State(state): State<AppState>,
-    _client: ServiceClient,
+    client: ServiceClient,
     Path(id): Path<String>,
 ) -> Result<axum::Json<InternalUser>, ApiError> {
+    client.require(ServiceScope::UsersRead)?;
+    let phone_withheld = !client.allows(ServiceScope::PhoneRead);
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
     let (user, identities) = crate::services::users::with_identities(&state, &id)
         .await?
@@ -140,11 +154,16 @@ pub async fn get_user(
         id: user.id.as_str().to_owned(),
         avatar_url: crate::services::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         nickname: user.nickname,
-        phone: user.phone.as_ref().map(|p| FullPhone {
-            e164: p.e164(),
-            country_code: p.country_code().to_owned(),
-            number: p.number().to_owned(),
-        }),
+        phone: user
+            .phone
+            .as_ref()
+            .filter(|_| !phone_withheld)
+            .map(|p| FullPhone {
+                e164: p.e164(),
+                country_code: p.country_code().to_owned(),
+                number: p.number().to_owned(),
+            }),
+        phone_withheld,
         banned: user.banned_at.is_some(),
         identities: identities
             .into_iter()

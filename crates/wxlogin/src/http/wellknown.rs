@@ -141,6 +141,7 @@ fn parse_introspect(headers: &HeaderMap, body: &Bytes) -> Result<IntrospectReque
         (status = 200, description = "Whether the token is active", body = IntrospectResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the service lacks `introspect`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: neither a form nor JSON", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `[rate_limits.introspect]` per IP and per service client, or `[rate_limits.service_auth]`", body = ErrorBody),
     ))]
@@ -151,6 +152,7 @@ pub async fn introspect(
     headers: HeaderMap,
     AppBytes(body): AppBytes,
 ) -> Result<axum::Json<IntrospectResponse>, ApiError> {
+    client.require(crate::config::ServiceScope::Introspect)?;
     let subjects = [
         ClientIp::subject(ip.as_ref()),
         Some(Subject::User(client.client_id.as_str())),

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::forward::spawn_upstream;
 use crate::helpers::*;
 
-fn nginx_binary() -> Option<String> {
+pub(crate) fn nginx_binary() -> Option<String> {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
         .iter()
         .find(|p| std::path::Path::new(p).exists())
