@@ -1,7 +1,8 @@
-//! The operator's verbs on accounts, sessions and WeChat access tokens: `users list | show | ban |
-//! unban | unbind-phone`, `sessions list | revoke`, `wechat access-token show | refresh`. Each acts
-//! on the configured database (and `[redis]`, when set) through `services::admin`, prints a table
-//! or `--json` on standard output, logs on standard error, and fails with one line.
+//! The operator's verbs on accounts and sessions: `users list | show | ban | unban |
+//! unbind-phone` and `sessions list | revoke` (`wechat access-token` is in `admin_wechat.rs`, on
+//! the helpers here). Each acts on the configured database (and `[redis]`, when set) through
+//! `services::admin`, prints a table or `--json` on standard output, logs on standard error, and
+//! fails with one line.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // printing is what these commands are for
 
 use std::path::{Path, PathBuf};
@@ -10,10 +11,9 @@ use std::sync::Arc;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::domain::{AppId, SessionId, UserId};
-use crate::services::admin::{self, Admin, Announced, MAX_LIST_LIMIT, TokenStatus, UserDetails};
+use crate::domain::{SessionId, UserId};
+use crate::services::admin::{self, Admin, Announced, MAX_LIST_LIMIT, UserDetails};
 use crate::store::{Session, User, UserSummary};
-use crate::wechat::TokenMode;
 
 /// The `users` verbs besides `import`.
 #[derive(Debug, Subcommand)]
@@ -94,39 +94,9 @@ pub(crate) enum SessionsCommand {
     },
 }
 
-/// `wxlogin wechat ...`
-#[derive(Debug, Subcommand)]
-pub(crate) enum WechatCommand {
-    /// The WeChat access tokens of the configured apps.
-    AccessToken {
-        #[command(subcommand)]
-        command: AccessTokenCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum AccessTokenCommand {
-    /// Where the app's token lives and, with [redis], whether one is shared, its fingerprint
-    /// (SHA-256 prefix) and expiry. Never the token.
-    Show {
-        #[arg(long, short, env = "WXLOGIN_CONFIG")]
-        config: Option<PathBuf>,
-        appid: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Get a new token from WeChat for a leaked one (stable mode: force_refresh, 20 a day, 30 s
-    /// apart). With [redis] every server uses it at once.
-    Refresh {
-        #[arg(long, short, env = "WXLOGIN_CONFIG")]
-        config: Option<PathBuf>,
-        appid: String,
-    },
-}
-
 /// Settings, database and (when configured) the shared state. `need_shared`: a Redis that does
 /// not answer is an error; otherwise the change is made and servers honour it a little later.
-async fn open(config: Option<&Path>, need_shared: bool) -> Result<Admin, String> {
+pub(super) async fn open(config: Option<&Path>, need_shared: bool) -> Result<Admin, String> {
     let settings = super::load(config)?;
     crate::telemetry::init_to_stderr(&settings.log);
     let store = crate::app::open_migrated_store(&settings)
@@ -163,16 +133,12 @@ fn session_id(text: &str) -> Result<SessionId, String> {
     SessionId::parse(text.trim()).map_err(|e| format!("invalid session id `{}`: {e}", shown(text)))
 }
 
-fn appid(text: &str) -> Result<AppId, String> {
-    AppId::parse(text.trim()).map_err(|e| format!("invalid appid `{}`: {e}", shown(text)))
-}
-
 /// Bad input echoed back, cut short and without control characters.
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
     humantime::format_rfc3339_seconds(at).to_string()
 }
@@ -212,7 +178,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print_json(value: &Value) {
+pub(super) fn print_json(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -519,107 +485,6 @@ pub(crate) async fn sessions(command: SessionsCommand) -> Result<(), String> {
                 println!("{}", announced(&what, how, cache_ms));
             }
             Ok(())
-        }
-    }
-}
-
-fn mode_name(mode: TokenMode) -> &'static str {
-    match mode {
-        TokenMode::Stable => "stable",
-        TokenMode::Classic => "classic",
-    }
-}
-
-pub(crate) async fn wechat(command: WechatCommand) -> Result<(), String> {
-    let WechatCommand::AccessToken { command } = command;
-    match command {
-        AccessTokenCommand::Show {
-            config,
-            appid: app,
-            json,
-        } => {
-            let app = appid(&app)?;
-            let admin = open(config.as_deref(), true).await?;
-            let status = admin::access_token_status(&admin, &app)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mode = mode_name(admin.settings.wechat.token_mode);
-            let now = admin.clock.unix_millis();
-            print_token_status(&app, mode, &status, now, json);
-            Ok(())
-        }
-        AccessTokenCommand::Refresh { config, appid: app } => {
-            let app = appid(&app)?;
-            let admin = open(config.as_deref(), true).await?;
-            let refreshed = admin::refresh_access_token(&admin, &app)
-                .await
-                .map_err(|e| e.to_string())?;
-            let previous = refreshed.previous.as_deref().unwrap_or("unknown");
-            println!(
-                "{app}: new token {} (was {previous}), expires {}",
-                refreshed.new.fingerprint,
-                time(refreshed.new.expires_at_ms)
-            );
-            if refreshed.shared {
-                println!("stored in Redis and announced: every running server uses it now");
-            } else {
-                println!(
-                    "no [redis]: running servers keep the token in their memory until it expires or WeChat rejects it; restart them to use the new one at once"
-                );
-            }
-            if refreshed.mode == TokenMode::Stable {
-                println!(
-                    "the previous token stays valid until its expiry; to invalidate it too, run this again after 30 s"
-                );
-            } else {
-                println!("WeChat keeps the previous token valid for 5 more minutes");
-            }
-            Ok(())
-        }
-    }
-}
-
-fn print_token_status(app: &AppId, mode: &str, status: &TokenStatus, now: i64, json: bool) {
-    let (location, facts) = match status {
-        TokenStatus::Shared(facts) => ("redis", facts.as_ref()),
-        TokenStatus::PerProcess => ("memory", None),
-    };
-    let left = facts.map(|f| ((f.expires_at_ms - now).max(0)) / 1000);
-    if json {
-        print_json(&json!({
-            "appid": app,
-            "mode": mode,
-            "location": location,
-            "present": match status {
-                TokenStatus::Shared(facts) => Value::Bool(facts.is_some()),
-                TokenStatus::PerProcess => Value::Null,
-            },
-            "fingerprint": facts.map(|f| f.fingerprint.clone()),
-            "expires_at": facts.map(|f| time(f.expires_at_ms)),
-            "expires_in_secs": left,
-        }));
-        return;
-    }
-    println!("appid        {app}");
-    println!("mode         {mode}");
-    match (status, facts) {
-        (TokenStatus::PerProcess, _) => {
-            println!("location     per-process memory of each running server (no [redis])");
-            println!("present      unknown: this command cannot see a server's memory");
-        }
-        (TokenStatus::Shared(_), None) => {
-            println!("location     Redis (shared by every server)");
-            println!("present      no (the next server that needs one fetches it)");
-        }
-        (TokenStatus::Shared(_), Some(f)) => {
-            println!("location     Redis (shared by every server)");
-            println!("present      yes");
-            println!("fingerprint  {} (SHA-256 prefix)", f.fingerprint);
-            println!(
-                "expires      {} ({} s left)",
-                time(f.expires_at_ms),
-                left.unwrap_or(0)
-            );
         }
     }
 }

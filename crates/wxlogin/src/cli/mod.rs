@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod admin_wechat;
 #[cfg(feature = "simulator")]
 mod dev;
 
@@ -57,7 +58,7 @@ pub(crate) enum Command {
     /// WeChat access tokens of the configured apps.
     Wechat {
         #[command(subcommand)]
-        command: admin::WechatCommand,
+        command: admin_wechat::WechatCommand,
     },
     /// Token signing keys.
     Keys {
@@ -185,7 +186,7 @@ async fn run(command: Command) -> Result<(), String> {
             command: UsersCommand::Admin(command),
         } => admin::users(command).await,
         Command::Sessions { command } => admin::sessions(command).await,
-        Command::Wechat { command } => admin::wechat(command).await,
+        Command::Wechat { command } => admin_wechat::wechat(command).await,
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => {

@@ -535,9 +535,64 @@ async fn without_redis_the_token_lives_in_each_server_and_a_refresh_is_honest_ab
     assert!(refreshed.contains("restart them"), "{refreshed}");
     // The running server keeps its copy, as documented; the old token still works at WeChat.
     assert_eq!(token_at(&app).await, before);
+    assert_ne!(
+        wechat_errcode_for(&app, &before).await,
+        40001,
+        "still valid"
+    );
     // Sooner than 30 s later WeChat keeps the token: refused, with the reason.
     let line = fails(&app, &["wechat", "access-token", "refresh", DEMO_APPID]).await;
     assert!(line.contains("30 s"), "{line}");
+    // The second force refresh, 30 s later, kills the leaked token at WeChat; a service that
+    // reports it rejected gets the current one from the server.
+    app.wx.clock.advance(Duration::from_secs(31));
+    let second = ok(&app, &["wechat", "access-token", "refresh", DEMO_APPID]).await;
+    assert_eq!(token_at(&app).await, before, "still the server's copy");
+    assert_eq!(
+        wechat_errcode_for(&app, &before).await,
+        40001,
+        "dead at WeChat"
+    );
+    let reported = app
+        .http
+        .post(app.url(&format!(
+            "/internal/v1/wechat/{DEMO_APPID}/access-token/invalidate"
+        )))
+        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+        .json(&json!({ "access_token": before }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reported.status(), 200);
+    let current: Value = reported.json().await.unwrap();
+    let current = current["access_token"].as_str().unwrap().to_owned();
+    app.remember_secret(current.clone());
+    assert_ne!(current, before);
+    assert!(
+        second.contains(&format!("new token {}", fingerprint(&current))),
+        "{second}"
+    );
+}
+
+/// What WeChat answers a call made with `token` (checkSessionKey with nonsense arguments: the
+/// token is checked first, 40001 when it no longer works).
+async fn wechat_errcode_for(app: &TestApp, token: &str) -> i64 {
+    let answer: Value = app
+        .http
+        .get(format!("{}/wxa/checksession", app.wx.handle.base_url()))
+        .query(&[
+            ("access_token", token),
+            ("openid", "o-nobody"),
+            ("signature", "0"),
+            ("sig_method", "hmac_sha256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["errcode"].as_i64().unwrap()
 }
 
 fn fingerprint(token: &str) -> String {
