@@ -154,19 +154,44 @@ fn masked_phone(user: &User) -> Option<String> {
     })
 }
 
-/// Columns padded to their widest cell (counted in characters).
+/// Terminal columns of `text`: 2 for East Asian wide and fullwidth characters (the CJK of most
+/// nicknames, fullwidth forms, common emoji), 1 otherwise. `unicode-width` knows every case; these
+/// ranges cover what nicknames hold, without a dependency for one table.
+fn columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1F64F
+            | 0x1F900..=0x1F9FF
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Columns padded to their widest cell, in terminal columns.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| columns(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(columns(cell));
         }
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - columns(c))))
             .collect();
         padded.join("  ").trim_end().to_owned()
     };
@@ -486,5 +511,31 @@ pub(crate) async fn sessions(command: SessionsCommand) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_cjk_nicknames_by_terminal_columns() {
+        let rows = vec![
+            vec![
+                "u_1".to_owned(),
+                "小明".to_owned(),
+                "138****8000".to_owned(),
+            ],
+            vec!["u_2".to_owned(), "Bob".to_owned(), "-".to_owned()],
+        ];
+        let out = table(&["ID", "NICKNAME", "PHONE"], &rows);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "ID   NICKNAME  PHONE");
+        assert_eq!(lines[1], "u_1  小明      138****8000");
+        assert_eq!(lines[2], "u_2  Bob       -");
+        let at = |line: &str| columns(&line[..line.rfind("  ").unwrap() + 2]);
+        assert_eq!(at(lines[1]), at(lines[0]));
+        assert_eq!(at(lines[2]), at(lines[0]));
+        assert_eq!(columns("微信 ok"), 7);
     }
 }
