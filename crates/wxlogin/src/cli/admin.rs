@@ -75,7 +75,8 @@ pub(crate) enum SessionsCommand {
     List {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long)]
+        /// The user whose sessions to list.
+        #[arg(long, value_name = "USER_ID")]
         user: String,
         /// Revoked and expired sessions too.
         #[arg(long)]
@@ -87,9 +88,11 @@ pub(crate) enum SessionsCommand {
     Revoke {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
+        /// The session to revoke.
         #[arg(required_unless_present = "user", conflicts_with = "user")]
         session_id: Option<String>,
-        #[arg(long)]
+        /// Revoke every live session of this user instead.
+        #[arg(long, value_name = "USER_ID")]
         user: Option<String>,
     },
 }
