@@ -311,6 +311,11 @@ impl Application {
         let session_invalidator =
             crate::shared::spawn_invalidator(&self.state.shared, self.state.sessions.clone());
         let _stop_session_invalidator = AbortOnDrop(session_invalidator);
+        let token_adoptions = crate::services::wechat_tokens::spawn_adopt_on_announcement(
+            &self.state.shared,
+            self.state.wechat_tokens.clone(),
+        );
+        let _stop_token_adoptions = AbortOnDrop(token_adoptions);
         let _stop_metrics = self.metrics_listener.map(|listener| {
             AbortOnDrop(tokio::spawn(crate::http::serve_metrics(
                 listener,

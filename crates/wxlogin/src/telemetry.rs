@@ -22,3 +22,25 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// As [`init`], on standard error, for commands whose standard output is their result (the admin
+/// tables and JSON). Their failure is reported once, as the one `wxlogin: ...` line, so the
+/// command line's own error record is left out (`wxlogin::cli=off`).
+pub fn init_to_stderr(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_env("WXLOGIN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match "wxlogin::cli=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match settings.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,4 +1,5 @@
-//! The command line: `wxlogin dev | serve | migrate | users import | config check | mock-wechat`.
+//! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys | config
+//! check | mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
+mod admin_wechat;
 #[cfg(feature = "simulator")]
 mod dev;
 
@@ -47,6 +50,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Session administration.
+    Sessions {
+        #[command(subcommand)]
+        command: admin::SessionsCommand,
+    },
+    /// WeChat access tokens of the configured apps.
+    Wechat {
+        #[command(subcommand)]
+        command: admin_wechat::WechatCommand,
+    },
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
@@ -80,6 +93,8 @@ pub(crate) enum UsersCommand {
         /// The CSV file (`-` for standard input).
         file: PathBuf,
     },
+    #[command(flatten)]
+    Admin(admin::UsersAdmin),
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +182,11 @@ async fn run(command: Command) -> Result<(), String> {
             crate::telemetry::init(&settings.log);
             import_users(&settings, &file).await
         }
+        Command::Users {
+            command: UsersCommand::Admin(command),
+        } => admin::users(command).await,
+        Command::Sessions { command } => admin::sessions(command).await,
+        Command::Wechat { command } => admin_wechat::wechat(command).await,
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => {

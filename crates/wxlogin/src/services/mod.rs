@@ -13,9 +13,12 @@
 //! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
 //! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it;
 //! - `monitoring`: what `GET /metrics` shows, with the live-session gauge counted at most once a
-//!   minute.
+//!   minute;
+//! - `admin`: the operator's actions (`wxlogin users`, `sessions`, `wechat access-token`), one
+//!   function each.
 
 mod accounts;
+pub mod admin;
 pub(crate) mod avatar_files;
 mod exchange;
 pub mod import;

@@ -53,7 +53,9 @@ pub(crate) fn spawn_reload_on_announcement(
                         tracing::warn!(error = %e, "cannot reload the signing keys; keeping those in memory");
                     }
                 }
-                Ok(Revocation::Session(_) | Revocation::User(_)) => {}
+                Ok(
+                    Revocation::Session(_) | Revocation::User(_) | Revocation::WechatAccessToken(_),
+                ) => {}
                 Err(RecvError::Closed) => return,
             }
         }

@@ -185,6 +185,28 @@ impl Drop for HeldLease {
     }
 }
 
+/// Adopts the token an operator replaced (`Revocation::WechatAccessToken`) whenever one is
+/// announced, until the task is aborted. Subscribes before returning.
+pub(crate) fn spawn_adopt_on_announcement(
+    shared: &SharedState,
+    tokens: crate::wechat::AccessTokens,
+) -> tokio::task::JoinHandle<()> {
+    use crate::shared::Revocation;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = shared.events.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Revocation::WechatAccessToken(appid)) => {
+                    tokens.adopt_published(&appid).await;
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
 /// Renews the due tokens; returns how many this instance fetched.
 pub async fn refresh_due(state: &AppState) -> usize {
     state.wechat_tokens.refresh_due().await

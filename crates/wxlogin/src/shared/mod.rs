@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::config::Rate;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{AppId, SessionId, UserId};
 
 /// The shared state could not be reached or answered nonsense. Callers decide, per function,
 /// whether to fail open or closed.
@@ -81,6 +81,9 @@ pub enum Revocation {
     User(UserId),
     /// The signing keys changed: reload the keyring.
     SigningKeys,
+    /// An operator replaced the app's WeChat access token (`wxlogin wechat access-token
+    /// refresh`, for a leaked one) and published the new one in the shared values: adopt it.
+    WechatAccessToken(AppId),
     /// Events may have been missed (the connection to the shared state was lost and has come
     /// back): treat it like `RecvError::Lagged`, i.e. assume anything may have been revoked and
     /// drop whatever was cached. Sent by an implementation to its own receivers; services never

@@ -21,7 +21,7 @@ use super::{
     Claims, Events, Lease, Leases, Limit, Limiter, Ping, Revocation, SharedError, Verdict, gcra,
 };
 use crate::config::RedisSettings;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{AppId, SessionId, UserId};
 
 /// Events a slow subscriber may fall behind by before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
@@ -420,12 +420,13 @@ impl Subscriber {
     }
 }
 
-/// `session:<id>`, `user:<id>`, `signing_keys` or `resync`.
+/// `session:<id>`, `user:<id>`, `signing_keys`, `wechat_access_token:<appid>` or `resync`.
 fn encode(event: &Revocation) -> String {
     match event {
         Revocation::Session(id) => format!("session:{id}"),
         Revocation::User(id) => format!("user:{id}"),
         Revocation::SigningKeys => "signing_keys".into(),
+        Revocation::WechatAccessToken(appid) => format!("wechat_access_token:{appid}"),
         Revocation::Resync => "resync".into(),
     }
 }
@@ -434,6 +435,9 @@ fn decode(text: &str) -> Option<Revocation> {
     match text.split_once(':') {
         Some(("session", id)) => SessionId::parse(id).ok().map(Revocation::Session),
         Some(("user", id)) => UserId::parse(id).ok().map(Revocation::User),
+        Some(("wechat_access_token", appid)) => {
+            AppId::parse(appid).ok().map(Revocation::WechatAccessToken)
+        }
         None if text == "signing_keys" => Some(Revocation::SigningKeys),
         None if text == "resync" => Some(Revocation::Resync),
         _ => None,
@@ -453,6 +457,7 @@ mod tests {
             Revocation::Session(session),
             Revocation::User(user),
             Revocation::SigningKeys,
+            Revocation::WechatAccessToken(AppId::parse("wx0000000000000001").unwrap()),
             Revocation::Resync,
         ] {
             assert_eq!(decode(&encode(&event)), Some(event));

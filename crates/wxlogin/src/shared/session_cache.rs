@@ -109,7 +109,7 @@ impl SessionCache {
                     .remove(id);
             }
             Revocation::User(_) | Revocation::Resync => self.clear(),
-            Revocation::SigningKeys => {}
+            Revocation::SigningKeys | Revocation::WechatAccessToken(_) => {}
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{
     Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
-    StoreError, User,
+    StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 use crate::metrics::Metrics;
@@ -86,4 +86,7 @@ metered! {
     fn find_users_by_unionid(unionid: &UnionId) -> Vec<UserId>;
     fn insert_login_ticket(ticket: &LoginTicket) -> ();
     fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
+    // Administration.
+    fn search_users(search: Option<&UserSearch>, limit: u32) -> Vec<UserSummary>;
+    fn list_sessions_of_user(user: &UserId, live_at: Option<i64>) -> Vec<Session>;
 }

@@ -132,6 +132,23 @@ pub struct LoginTicket {
     pub attempts: u32,
 }
 
+/// What an operator's search of the users matches (`wxlogin users list --search`): the text as a
+/// user id, an openid or unionid, a phone number (when it reads as one) and a nickname substring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch {
+    pub text: String,
+    /// The text read as a phone number, in any spelling the import accepts.
+    pub phone: Option<Phone>,
+}
+
+/// A user as a list of users shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user: User,
+    /// The user's WeChat identities (one per app and openid).
+    pub identities: u64,
+}
+
 /// Storage failures. The text never carries SQL or values; the cause is logged where it happens.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -391,4 +408,19 @@ pub trait Store: Send + Sync + 'static {
         hash: &[u8],
         now: i64,
     ) -> Result<Option<LoginTicket>, StoreError>;
+
+    // Administration (`wxlogin users`, `wxlogin sessions`).
+    /// Users matching `search` (every user without one), newest first, at most `limit`.
+    async fn search_users(
+        &self,
+        search: Option<&UserSearch>,
+        limit: u32,
+    ) -> Result<Vec<UserSummary>, StoreError>;
+    /// The user's sessions, newest first: only those neither revoked nor expired at `live_at`,
+    /// or all of them (`None`).
+    async fn list_sessions_of_user(
+        &self,
+        user: &UserId,
+        live_at: Option<i64>,
+    ) -> Result<Vec<Session>, StoreError>;
 }

@@ -17,7 +17,7 @@ use super::rows::{
 };
 use super::{
     Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
-    StoreError, User,
+    StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
@@ -804,6 +804,111 @@ where
         tx.commit().await.map_err(db_error)?;
         row.map(LoginTicket::try_from).transpose()
     }
+
+    // Administration (`wxlogin users`, `wxlogin sessions`).
+    async fn search_users(
+        &self,
+        search: Option<&UserSearch>,
+        limit: u32,
+    ) -> Result<Vec<UserSummary>, StoreError> {
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Each condition only when the search has it, so no parameter is ever untyped NULL.
+        let mut conditions = Vec::new();
+        if search.is_some() {
+            conditions.push("u.id = $2".to_owned());
+            conditions.push(
+                "EXISTS (SELECT 1 FROM wechat_identities i WHERE i.user_id = u.id \
+                 AND (i.openid = $2 OR i.unionid = $2))"
+                    .to_owned(),
+            );
+            // LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+            conditions.push("LOWER(u.nickname) LIKE LOWER($3) ESCAPE '\\'".to_owned());
+        }
+        if search.is_some_and(|s| s.phone.is_some()) {
+            conditions.push("(u.phone_country_code = $4 AND u.phone_number = $5)".to_owned());
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" OR "))
+        };
+        let sql = format!(
+            "SELECT {columns}, \
+             (SELECT COUNT(*) FROM wechat_identities i WHERE i.user_id = u.id) AS identities \
+             FROM users u {filter} ORDER BY u.created_at DESC, u.id DESC LIMIT $1"
+        );
+        let pattern = search.map(|s| format!("%{}%", escape_like(&s.text)));
+        let mut query = sqlx::query_as::<_, UserSummaryRow>(&sql).bind(i64::from(limit));
+        if let (Some(search), Some(pattern)) = (search, pattern.as_deref()) {
+            query = query.bind(search.text.as_str()).bind(pattern);
+            if let Some(phone) = &search.phone {
+                query = query.bind(phone.country_code()).bind(phone.number());
+            }
+        }
+        query
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|row| {
+                Ok(UserSummary {
+                    user: User::try_from(row.user)?,
+                    identities: u64::try_from(row.identities).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn list_sessions_of_user(
+        &self,
+        user: &UserId,
+        live_at: Option<i64>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let live = if live_at.is_some() {
+            " AND revoked_at IS NULL AND expires_at > $2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
+             FROM sessions WHERE user_id = $1{live} ORDER BY created_at DESC, id DESC"
+        );
+        let mut query = sqlx::query_as::<_, SessionRow>(&sql).bind(user.as_str());
+        if let Some(now) = live_at {
+            query = query.bind(now);
+        }
+        query
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
+    }
+}
+
+/// A row of `search_users`: the user and how many identities it has.
+#[derive(sqlx::FromRow)]
+struct UserSummaryRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    identities: i64,
+}
+
+/// `text` as a literal inside a LIKE pattern whose escape character is `\`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Makes `user` the owner of `unionid`, in the caller's transaction so that the owner and the

@@ -460,6 +460,34 @@ impl AccessTokens {
         }
     }
 
+    /// Takes the token the instances share as this instance's copy, when it is another one with
+    /// time left: an operator replaced it (`wxlogin wechat access-token refresh`). Never calls
+    /// WeChat; true when the copy changed.
+    pub async fn adopt_published(&self, appid: &AppId) -> bool {
+        let (Ok(app), Some(shared)) = (self.app(appid), self.shared.as_deref()) else {
+            return false;
+        };
+        let _guard = app.refresh.lock().await;
+        let found = match shared.load(appid).await {
+            Ok(Some(found)) if found.expires_at_ms > self.clock.unix_millis() => found,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::warn!(appid = %appid, error = %e, "cannot read the replaced WeChat access token; keeping this instance's copy");
+                return false;
+            }
+        };
+        let mut cached = app.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|c| c.token == found.token) {
+            return false;
+        }
+        *cached = Some(Cached {
+            token: found.token,
+            expires_at_ms: found.expires_at_ms,
+        });
+        tracing::info!(appid = %appid, "adopted the WeChat access token an operator replaced");
+        true
+    }
+
     pub fn client(&self) -> &WechatClient {
         &self.client
     }

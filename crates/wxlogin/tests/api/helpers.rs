@@ -233,6 +233,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Every secret this app handed out or used, checked against the captured logs on drop.
     secrets: Mutex<Vec<String>>,
+    /// The sealing key this app generated (a `spawn_beside` instance uses the first one's).
+    sealing_key: String,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -313,11 +315,55 @@ impl TestApp {
             secrets: Mutex::new(vec![
                 DEMO_SECRET.to_owned(),
                 SERVICE_SECRET.to_owned(),
-                sealing_key,
+                sealing_key.clone(),
             ]),
+            sealing_key,
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
+        }
+    }
+
+    /// A configuration file for the `wxlogin` binary that acts on this app's deployment: its
+    /// database, sealing key, simulator, token mode, apps and `[redis]`. For an app spawned on its
+    /// own sealing key (not a `spawn_beside` instance).
+    pub fn write_cli_config(&self) -> std::path::PathBuf {
+        let settings = &self.state.settings;
+        let mut text = format!(
+            "[server]\ndata_dir = {data:?}\n\n[database]\nurl = {db:?}\n\n[security]\n\
+             sealing_key = {key:?}\n\n[wechat]\nbase_url = {wx:?}\ntoken_mode = {mode:?}\n",
+            data = self._dir.path().display().to_string(),
+            db = settings.database_url(),
+            key = self.sealing_key,
+            wx = settings.wechat.base_url,
+            mode = match settings.wechat.token_mode {
+                wxlogin::wechat::TokenMode::Stable => "stable",
+                wxlogin::wechat::TokenMode::Classic => "classic",
+            },
+        );
+        if settings.redis.enabled() {
+            text.push_str(&format!(
+                "\n[redis]\nurl = {:?}\nkey_prefix = {:?}\n",
+                settings.redis.url, settings.redis.key_prefix
+            ));
+        }
+        for app in &settings.apps {
+            text.push_str(&format!(
+                "\n[[apps]]\nappid = {:?}\nsecret = {:?}\nregistration = {:?}\n",
+                app.appid.as_str(),
+                app.secret.expose_secret(),
+                app.registration.as_str(),
+            ));
+        }
+        let path = self._dir.path().join("cli.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Asserts that none of this app's secrets known so far is in `text` (a command's output).
+    pub fn assert_no_secret_in(&self, text: &str) {
+        for secret in self.secrets.lock().unwrap().iter() {
+            assert!(!text.contains(secret.as_str()), "a secret in the output");
         }
     }
 

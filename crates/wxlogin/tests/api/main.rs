@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin_cli;
 mod authorization;
 mod caddy;
 mod cli;

@@ -21,6 +21,9 @@ use phones::*;
 mod unionids;
 use unionids::*;
 
+mod admin;
+use admin::*;
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -82,6 +85,8 @@ on_both_backends!(
     a_unionid_belongs_to_one_user,
     concurrent_first_identities_of_one_unionid_make_one_user,
     a_backfilled_unionid_is_owned_by_its_user,
+    users_are_searched_by_id_identity_phone_and_nickname,
+    sessions_of_a_user_are_listed_live_or_all,
 );
 
 const T0: i64 = 1_700_000_000_000;
