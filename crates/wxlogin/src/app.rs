@@ -14,7 +14,7 @@ use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::memory::MemoryState;
 use crate::shared::redis::RedisState;
 use crate::shared::{CodeExchanges, RateLimits, SessionCache, SharedError, SharedState};
-use crate::state::{AppEntry, AppState};
+use crate::state::{AppEntry, AppParts, AppState};
 use crate::store::{MeteredStore, PostgresStore, SqliteStore, Store};
 use crate::tokens::{AccessTokenSettings, KeyringError, KeyringReloader, TokenService};
 use crate::wechat::{AccessTokens, WechatClient};
@@ -200,7 +200,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         clock.clone(),
     );
     let sessions = Arc::new(SessionCache::new(settings.tokens.session_cache_ms));
-    Ok(AppState {
+    Ok(AppState::new(AppParts {
         settings: Arc::new(settings),
         clock,
         store,
@@ -215,7 +215,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         sealing,
         apps: Arc::new(apps),
         metrics,
-    })
+    }))
 }
 
 /// A bound server: build, learn the port, run until a shutdown signal.

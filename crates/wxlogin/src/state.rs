@@ -21,9 +21,28 @@ pub struct AppEntry {
     pub registration: Registration,
 }
 
-/// Everything a handler or service needs; cheap to clone.
+/// Everything a handler or service needs: one reference-counted pointer, so that the clone each
+/// request makes of it (axum hands every handler and extractor its own) is one atomic increment
+/// rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub settings: Arc<Settings>,
     pub clock: SharedClock,
     pub store: Arc<dyn Store>,
@@ -44,7 +63,7 @@ pub struct AppState {
     pub(crate) sessions: Arc<SessionCache>,
 }
 
-impl AppState {
+impl AppParts {
     pub fn now_millis(&self) -> i64 {
         self.clock.unix_millis()
     }
