@@ -308,6 +308,8 @@ impl Application {
         let session_invalidator =
             crate::shared::spawn_invalidator(&self.state.shared, self.state.sessions.clone());
         let _stop_session_invalidator = AbortOnDrop(session_invalidator);
+        let _stop_purger =
+            AbortOnDrop(crate::services::retention::spawn_purger(self.state.clone()));
         let _stop_metrics = self.metrics_listener.map(|listener| {
             AbortOnDrop(tokio::spawn(crate::http::serve_metrics(
                 listener,

@@ -13,9 +13,12 @@
 //! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
 //! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it;
 //! - `monitoring`: what `GET /metrics` shows, with the live-session gauge counted at most once a
-//!   minute.
+//!   minute;
+//! - `audit`: the audit log's typed events, recorded where they happen, never failing a request;
+//! - `retention`: the background purge of what no request needs any more, one instance at a time.
 
 mod accounts;
+pub mod audit;
 pub(crate) mod avatar_files;
 mod exchange;
 pub mod import;
@@ -24,6 +27,7 @@ pub(crate) mod monitoring;
 pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod rate_limits;
+pub mod retention;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
 pub mod signing_keys;

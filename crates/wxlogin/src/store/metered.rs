@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
-    StoreError, User,
+    AuditQuery, AuditRecord, Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess,
+    SigningKey, Store, StoreError, User,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 use crate::metrics::Metrics;
@@ -86,4 +86,11 @@ metered! {
     fn find_users_by_unionid(unionid: &UnionId) -> Vec<UserId>;
     fn insert_login_ticket(ticket: &LoginTicket) -> ();
     fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
+    // Audit log and retention.
+    fn append_audit_event(record: &AuditRecord) -> ();
+    fn list_audit_events(query: &AuditQuery) -> Vec<AuditRecord>;
+    fn purge_audit_events(before: i64, limit: u32) -> u64;
+    fn purge_ended_session_tokens(now: i64, limit: u32) -> u64;
+    fn purge_sessions_expired_before(before: i64, limit: u32) -> u64;
+    fn purge_expired_login_tickets(now: i64, limit: u32) -> u64;
 }

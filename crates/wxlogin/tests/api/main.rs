@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod authorization;
 mod caddy;
 mod cli;
@@ -28,6 +29,7 @@ mod profile;
 mod rate_limits;
 mod refresh_chain;
 mod registration;
+mod retention;
 mod secrets;
 mod service;
 mod sessions;
