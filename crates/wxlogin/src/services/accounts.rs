@@ -208,7 +208,18 @@ pub(crate) async fn admit(
             .create_user_with_identity(&user, &proven.identity(&user.id, now))
             .await
         {
-            Ok(()) => return Ok((user, true)),
+            Ok(()) => {
+                if let Some(phone) = &user.phone {
+                    let event = AuditEvent::PhoneBound {
+                        user: user.id.clone(),
+                        appid: proven.appid.clone(),
+                        changed: false,
+                        country_code: phone.country_code().to_owned(),
+                    };
+                    audit::record(state, Actor::User(user.id.clone()), origin, event).await;
+                }
+                return Ok((user, true));
+            }
             // The identity (a concurrent first login) or the number appeared meanwhile: look again.
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

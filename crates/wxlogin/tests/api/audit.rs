@@ -261,6 +261,9 @@ async fn a_registration_and_a_unionid_link_are_recorded() {
     let (registration, details) = only(&app, "registration").await;
     by_user(&registration, &user);
     assert_eq!(details, json!({ "policy": "phone_required", "new": true }));
+    let (bound, details) = only(&app, "phone_bound").await;
+    by_user(&bound, &user);
+    assert_eq!(details, json!({ "changed": false, "country_code": "86" }));
     assert!(entries(&app, "login").await.is_empty());
 
     // Dora in the second app of the same open platform: her unionid links her there.
@@ -454,6 +457,17 @@ async fn audit_list_filters_and_prints(store: std::sync::Arc<dyn Store>, databas
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["at_ms"], now - 60_000);
     let none = stdout_of(&list(&["--type", "user_banned"]));
+    let down = wxlogin("postgres://postgres@127.0.0.1:1/wxlogin")
+        .args(["audit", "list"])
+        .output()
+        .unwrap();
+    assert!(!down.status.success());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1"),
+        "names the database: {stderr}"
+    );
     assert_eq!(none.trim(), "no audit events match");
 
     // Bad values: a non-zero exit and one line naming the flag and what it takes.
