@@ -316,6 +316,8 @@ impl Application {
             self.state.wechat_tokens.clone(),
         );
         let _stop_token_adoptions = AbortOnDrop(token_adoptions);
+        let _stop_purger =
+            AbortOnDrop(crate::services::retention::spawn_purger(self.state.clone()));
         let _stop_metrics = self.metrics_listener.map(|listener| {
             AbortOnDrop(tokio::spawn(crate::http::serve_metrics(
                 listener,

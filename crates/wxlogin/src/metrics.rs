@@ -258,6 +258,36 @@ struct Inner {
     /// When `sessions_active` was counted (Unix ms); `i64::MIN` before the first count.
     sessions_counted_at: AtomicI64,
     sessions_counting: AtomicBool,
+    // Audit log and retention.
+    audit_write_failures: Counter,
+    retention_purged: Family<RetentionTable, Counter>,
+}
+
+/// What the retention purge deletes, as the `table` label of `wxlogin_retention_purged_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RetentionTable {
+    Sessions,
+    RefreshTokens,
+    LoginTickets,
+    AuditEvents,
+}
+
+impl RetentionTable {
+    pub const ALL: [Self; 4] = [
+        Self::Sessions,
+        Self::RefreshTokens,
+        Self::LoginTickets,
+        Self::AuditEvents,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sessions => "sessions",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::LoginTickets => "login_tickets",
+            Self::AuditEvents => "audit_events",
+        }
+    }
 }
 
 /// The metrics of one server; cheap to clone (one `Arc`).
@@ -304,7 +334,15 @@ impl Metrics {
             sessions_active: AtomicI64::new(0),
             sessions_counted_at: AtomicI64::new(i64::MIN),
             sessions_counting: AtomicBool::new(false),
+            audit_write_failures: Counter::default(),
+            retention_purged: Family::new(),
         }));
+        for table in RetentionTable::ALL {
+            metrics
+                .0
+                .retention_purged
+                .with(table, Counter::default, |_| {});
+        }
         // Series that alerts divide by or take rates of exist from the start, at zero.
         for app in 0..metrics.0.apps.len() as u16 {
             for outcome in ["new", "returning"] {
@@ -461,6 +499,18 @@ impl Metrics {
         })
     }
 
+    /// An audit log entry that could not be written (the change it records stands).
+    pub fn audit_write_failed(&self) {
+        self.0.audit_write_failures.inc();
+    }
+
+    /// Rows the retention purge deleted from `table`.
+    pub fn retention_purged(&self, table: RetentionTable, rows: u64) {
+        self.0.retention_purged.with(table, Counter::default, |c| {
+            c.0.fetch_add(rows, Ordering::Relaxed);
+        });
+    }
+
     /// How many series there are in all (a bound the tests hold).
     pub fn series_count(&self) -> usize {
         let inner = &self.0;
@@ -472,7 +522,8 @@ impl Metrics {
             + inner.rate_limited.len()
             + inner.shared_errors.len()
             + inner.database_errors.len()
-            + 4
+            + inner.retention_purged.len()
+            + 5
     }
 
     /// Every series in the Prometheus text format.
@@ -683,6 +734,35 @@ impl Metrics {
             out,
             "wxlogin_sessions_active {}",
             inner.sessions_active.load(Ordering::Relaxed)
+        );
+
+        header(
+            &mut out,
+            "wxlogin_audit_write_failures_total",
+            "counter",
+            "Audit log entries that could not be written (the changes they record stand).",
+        );
+        let _ = writeln!(
+            out,
+            "wxlogin_audit_write_failures_total {}",
+            inner.audit_write_failures.get()
+        );
+        header(
+            &mut out,
+            "wxlogin_retention_purged_total",
+            "counter",
+            "Rows the retention purge deleted, by table (sessions, refresh_tokens, login_tickets, \
+             audit_events).",
+        );
+        inner.retention_purged.each(
+            |table| format!("table=\"{}\"", table.as_str()),
+            |labels, c| {
+                let _ = writeln!(
+                    out,
+                    "wxlogin_retention_purged_total{{{labels}}} {}",
+                    c.get()
+                );
+            },
         );
         out
     }

@@ -1,5 +1,5 @@
-//! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys | config
-//! check | mock-wechat`.
+//! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys | audit |
+//! config check | mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod admin_wechat;
+mod audit;
 #[cfg(feature = "simulator")]
 mod dev;
 
@@ -65,6 +66,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -92,6 +98,9 @@ pub(crate) enum UsersCommand {
         config: Option<PathBuf>,
         /// The CSV file (`-` for standard input).
         file: PathBuf,
+        /// Who is importing, for the audit log (default: $USER, else `cli`).
+        #[arg(long)]
+        actor: Option<String>,
     },
     #[command(flatten)]
     Admin(admin::UsersAdmin),
@@ -105,6 +114,9 @@ pub(crate) enum KeysCommand {
     Rotate {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
+        /// Who is rotating, for the audit log (default: $USER, else `cli`).
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -176,11 +188,17 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Users {
-            command: UsersCommand::Import { config, file },
+            command:
+                UsersCommand::Import {
+                    config,
+                    file,
+                    actor,
+                },
         } => {
+            let actor = audit::actor(actor.as_deref())?;
             let settings = load(config.as_deref())?;
             crate::telemetry::init(&settings.log);
-            import_users(&settings, &file).await
+            import_users(&settings, &file, &actor).await
         }
         Command::Users {
             command: UsersCommand::Admin(command),
@@ -188,12 +206,14 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Sessions { command } => admin::sessions(command).await,
         Command::Wechat { command } => admin_wechat::wechat(command).await,
         Command::Keys {
-            command: KeysCommand::Rotate { config },
+            command: KeysCommand::Rotate { config, actor },
         } => {
+            let actor = audit::actor(actor.as_deref())?;
             let settings = load(config.as_deref())?;
             crate::telemetry::init(&settings.log);
-            rotate_key(&settings).await
+            rotate_key(&settings, &actor).await
         }
+        Command::Audit { command } => audit::run(command).await,
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),
@@ -220,7 +240,11 @@ fn config_check(config: Option<&Path>, allow_mock: bool) -> Result<(), String> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
+async fn import_users(
+    settings: &Settings,
+    file: &Path,
+    actor: &crate::services::audit::Actor,
+) -> Result<(), String> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
     } else {
@@ -233,6 +257,12 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
         crate::services::import::import_phones(store.as_ref(), &text, &crate::clock::system())
             .await
             .map_err(|e| e.to_string())?;
+    let event = crate::services::audit::AuditEvent::UsersImported {
+        created: report.created as u64,
+        existing: report.existing as u64,
+        duplicates: report.duplicates as u64,
+    };
+    audit::record(store.as_ref(), actor, event).await;
     println!(
         "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
         report.created, report.existing, report.duplicates
@@ -241,7 +271,10 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn rotate_key(settings: &Settings) -> Result<(), String> {
+async fn rotate_key(
+    settings: &Settings,
+    actor: &crate::services::audit::Actor,
+) -> Result<(), String> {
     let sealing = settings.security.sealing_key.as_ref().ok_or(
         "security.sealing_key (or security.sealing_key_file) is required: it seals the signing keys",
     )?;
@@ -276,6 +309,7 @@ async fn rotate_key(settings: &Settings) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("signing keys: {e}"))?;
+    audit::record_key_rotated(store.as_ref(), actor, &kid).await;
     println!("{kid}");
     Ok(())
 }

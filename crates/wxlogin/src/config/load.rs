@@ -8,9 +8,10 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use super::{
-    AppSettings, ConfigError, DatabaseSettings, GatewaySettings, IdentityHeaderSettings,
-    LogSettings, MetricsSettings, RedisSettings, Registration, SecuritySettings, ServerSettings,
-    ServiceSettings, Settings, TokenSettings, WechatSettings, rate_limits::RawRateLimits, validate,
+    AppSettings, AuditSettings, ConfigError, DatabaseSettings, GatewaySettings,
+    IdentityHeaderSettings, LogSettings, MetricsSettings, RedisSettings, Registration,
+    RetentionSettings, SecuritySettings, ServerSettings, ServiceSettings, Settings, TokenSettings,
+    WechatSettings, rate_limits::RawRateLimits, validate,
 };
 use crate::crypto::SealingKey;
 use crate::domain::{AppId, AppSecret, InvalidSecret, ServiceSecret};
@@ -32,6 +33,8 @@ struct RawSettings {
     gateway: GatewaySettings,
     rate_limits: RawRateLimits,
     metrics: MetricsSettings,
+    audit: AuditSettings,
+    retention: RetentionSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -209,6 +212,8 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         gateway: raw.gateway,
         rate_limits: raw.rate_limits.resolve()?,
         metrics: raw.metrics,
+        audit: raw.audit,
+        retention: raw.retention,
     })
 }
 

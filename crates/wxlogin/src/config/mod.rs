@@ -8,6 +8,7 @@ mod error;
 mod load;
 mod rate_limits;
 mod redact;
+mod retention;
 mod scopes;
 mod trusted_proxies;
 mod validate;
@@ -29,6 +30,7 @@ pub use rate_limits::{
     EndpointLimits, LimitScope, LimitedEndpoint, MAX_RATE_COUNT, Rate, RateLimitSettings,
 };
 pub(crate) use redact::{redact_url_password, scrub_url_secrets};
+pub use retention::{AuditSettings, RetentionSettings};
 pub use scopes::{ServiceScope, unlisted_scope_warnings};
 pub use trusted_proxies::TrustedProxy;
 
@@ -53,6 +55,8 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub rate_limits: RateLimitSettings,
     pub metrics: MetricsSettings,
+    pub audit: AuditSettings,
+    pub retention: RetentionSettings,
 }
 
 /// The Prometheus metrics listener (`GET /metrics`, `docs/operations.md`, "Monitoring").

@@ -22,6 +22,8 @@ struct View {
     gateway: GatewayView,
     rate_limits: RateLimitsView,
     metrics: MetricsView,
+    audit: super::AuditSettings,
+    retention: super::RetentionSettings,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     apps: Vec<AppView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -297,6 +299,8 @@ fn view(s: &Settings) -> View {
                 .map(|addr| addr.to_string())
                 .unwrap_or_default(),
         },
+        audit: s.audit.clone(),
+        retention: s.retention.clone(),
         apps: s
             .apps
             .iter()

@@ -26,6 +26,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     redis(s)?;
     gateway(s)?;
     metrics(s)?;
+    super::retention::validate(&s.audit, &s.retention)?;
     positive(
         "database.max_connections",
         s.database.max_connections.into(),

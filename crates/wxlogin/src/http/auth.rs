@@ -10,6 +10,7 @@ use super::me::PhoneView;
 use crate::config::LimitedEndpoint;
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorBody};
+use crate::services::audit::Origin;
 use crate::services::rate_limits::{self, Subject};
 use crate::services::sessions::SignedIn;
 use crate::state::AppState;
@@ -107,6 +108,7 @@ fn resolve_appid(state: &AppState, appid: Option<String>) -> Result<AppId, ApiEr
 pub async fn login_with_wechat(
     State(state): State<AppState>,
     client: Option<ClientIp>,
+    origin: Origin,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     // Counted by the appid asked for (or the one app served); one not configured is `unknown`.
@@ -115,7 +117,7 @@ pub async fn login_with_wechat(
         None if state.apps.len() == 1 => state.apps.keys().next().map(|a| a.as_str().to_owned()),
         None => None,
     };
-    let result = login(&state, client, request).await;
+    let result = login(&state, client, origin, request).await;
     let outcome = match &result {
         Ok(response) if response.user.is_new => "new",
         Ok(_) => "returning",
@@ -128,6 +130,7 @@ pub async fn login_with_wechat(
 async fn login(
     state: &AppState,
     client: Option<ClientIp>,
+    origin: Origin,
     request: LoginRequest,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     let code = LoginCode::parse(request.code)
@@ -146,7 +149,7 @@ async fn login(
         &[ClientIp::subject(client.as_ref()), app],
     )
     .await?;
-    crate::services::login::login_with_wechat(state, appid, code, phone_code)
+    crate::services::login::login_with_wechat(state, appid, code, phone_code, origin)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(state, signed_in)))
 }
@@ -181,6 +184,7 @@ pub struct RegisterRequest {
 pub async fn register(
     State(state): State<AppState>,
     client: Option<ClientIp>,
+    origin: Origin,
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     let phone_code = parse_phone_code(request.phone_code)?;
@@ -190,7 +194,7 @@ pub async fn register(
         &[ClientIp::subject(client.as_ref())],
     )
     .await?;
-    crate::services::login::register(&state, &request.login_ticket, &phone_code)
+    crate::services::login::register(&state, &request.login_ticket, &phone_code, &origin)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
 }
@@ -215,6 +219,7 @@ pub struct RefreshRequest {
 pub async fn refresh(
     State(state): State<AppState>,
     client: Option<ClientIp>,
+    origin: Origin,
     AppJson(request): AppJson<RefreshRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     rate_limits::check(
@@ -223,7 +228,7 @@ pub async fn refresh(
         &[ClientIp::subject(client.as_ref())],
     )
     .await?;
-    crate::services::sessions::refresh(&state, &request.refresh_token)
+    crate::services::sessions::refresh(&state, &request.refresh_token, &origin)
         .await
         .map(|signed_in| axum::Json(LoginResponse::of(&state, signed_in)))
 }
@@ -247,11 +252,19 @@ pub struct LogoutRequest {
 pub async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
+    origin: Origin,
     headers: HeaderMap,
     AppBytes(body): AppBytes,
 ) -> Result<StatusCode, ApiError> {
     let request: LogoutRequest = optional_json(&headers, &body)?;
-    crate::services::sessions::logout(&state, &user.user_id, &user.session_id, request.all_devices)
-        .await?;
+    crate::services::sessions::logout(
+        &state,
+        &user.user_id,
+        &user.session_id,
+        request.all_devices,
+        &user.appid,
+        &origin,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use super::extract::{AppJson, ServiceClient};
 use crate::config::ServiceScope;
 use crate::domain::{AccessToken, AppId, UserId};
 use crate::error::{ApiError, ErrorBody};
+use crate::services::audit::{self, Actor, AuditEvent, Origin};
 use crate::state::AppState;
 
 fn configured_app(state: &AppState, appid: String) -> Result<AppId, ApiError> {
@@ -81,6 +82,7 @@ pub struct InvalidateRequest {
 pub async fn invalidate_access_token(
     State(state): State<AppState>,
     client: ServiceClient,
+    origin: Origin,
     Path(appid): Path<String>,
     AppJson(request): AppJson<InvalidateRequest>,
 ) -> Result<axum::Json<AccessTokenResponse>, ApiError> {
@@ -91,6 +93,10 @@ pub async fn invalidate_access_token(
         .map_err(|e| ApiError::invalid_request(format!("`access_token` is invalid: {e}")))?;
     tracing::info!(client = %client.client_id, appid = %appid, "a service reported a rejected access token");
     state.wechat_tokens.invalidate(&appid, &rejected).await;
+    let event = AuditEvent::WechatTokenInvalidated {
+        appid: appid.clone(),
+    };
+    audit::record(&state, Actor::Service(client.client_id), &origin, event).await;
     current_token(&state, &appid).await.map(axum::Json)
 }
 

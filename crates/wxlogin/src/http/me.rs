@@ -13,6 +13,7 @@ use crate::config::LimitedEndpoint;
 use crate::domain::Phone;
 use crate::domain::PhoneCode;
 use crate::error::{ApiError, ErrorBody};
+use crate::services::audit::Origin;
 use crate::services::phone::PhoneSource;
 use crate::state::AppState;
 use crate::store::User;
@@ -100,9 +101,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 pub async fn update_me(
     state: State<AppState>,
     user: AuthUser,
+    origin: Origin,
     request: AppJson<UpdateMeRequest>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    update_profile(state, user, request).await
+    update_profile(state, user, origin, request).await
 }
 
 /// `PATCH /v1/me` for `wx.request`, which cannot send `PATCH`.
@@ -117,14 +119,16 @@ pub async fn update_me(
 pub async fn update_me_put(
     state: State<AppState>,
     user: AuthUser,
+    origin: Origin,
     request: AppJson<UpdateMeRequest>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    update_profile(state, user, request).await
+    update_profile(state, user, origin, request).await
 }
 
 async fn update_profile(
     State(state): State<AppState>,
     user: AuthUser,
+    origin: Origin,
     AppJson(request): AppJson<UpdateMeRequest>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
     let nickname = match request.nickname {
@@ -132,8 +136,14 @@ async fn update_profile(
         Some(None) => None,
         Some(Some(text)) => Some(crate::services::profile::validate_nickname(&text)?),
     };
-    let updated =
-        crate::services::profile::set_nickname(&state, &user.user_id, nickname.as_deref()).await?;
+    let updated = crate::services::profile::set_nickname(
+        &state,
+        &user.user_id,
+        nickname.as_deref(),
+        &user.appid,
+        &origin,
+    )
+    .await?;
     Ok(axum::Json(me_response(&state, updated)))
 }
 
@@ -172,9 +182,10 @@ fn multipart_error(e: &MultipartError, max: usize) -> ApiError {
 pub async fn put_avatar(
     state: State<AppState>,
     user: AuthUser,
+    origin: Origin,
     request: Request,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    upload_avatar(state, user, request).await
+    upload_avatar(state, user, origin, request).await
 }
 
 /// `PUT /v1/me/avatar` for `wx.uploadFile`, which only posts.
@@ -191,14 +202,16 @@ pub async fn put_avatar(
 pub async fn post_avatar(
     state: State<AppState>,
     user: AuthUser,
+    origin: Origin,
     request: Request,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    upload_avatar(state, user, request).await
+    upload_avatar(state, user, origin, request).await
 }
 
 async fn upload_avatar(
     State(state): State<AppState>,
     user: AuthUser,
+    origin: Origin,
     request: Request,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
     let max = state.settings.server.avatar_max_bytes;
@@ -256,7 +269,9 @@ async fn upload_avatar(
     let file = file.ok_or_else(|| {
         ApiError::invalid_request("`file` is required: a multipart field holding the image")
     })?;
-    let updated = crate::services::profile::set_avatar(&state, &user.user_id, &file).await?;
+    let updated =
+        crate::services::profile::set_avatar(&state, &user.user_id, &file, &user.appid, &origin)
+            .await?;
     Ok(axum::Json(me_response(&state, updated)))
 }
 
@@ -289,6 +304,7 @@ pub struct BindPhoneRequest {
 pub async fn bind_phone(
     State(state): State<AppState>,
     client: Option<ClientIp>,
+    origin: Origin,
     user: AuthUser,
     AppJson(request): AppJson<BindPhoneRequest>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
@@ -321,6 +337,7 @@ pub async fn bind_phone(
     )
     .await?;
     let updated =
-        crate::services::phone::bind_for_user(&state, &user.user_id, &user.appid, source).await?;
+        crate::services::phone::bind_for_user(&state, &user.user_id, &user.appid, source, &origin)
+            .await?;
     Ok(axum::Json(me_response(&state, updated)))
 }

@@ -16,6 +16,7 @@ mod metrics;
 mod middleware;
 mod openapi_doc;
 mod ops;
+mod origin;
 mod wechat;
 mod wellknown;
 

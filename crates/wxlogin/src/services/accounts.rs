@@ -8,6 +8,7 @@ use crate::state::AppState;
 use crate::store::{Identity, LoginTicket, StoreError, User};
 use crate::wechat::Code2Session;
 
+use super::audit::{self, Actor, AuditEvent, LinkedBy, Origin};
 use super::unionid::{check_backfill, user_of_unionid};
 
 /// How long a `login_ticket` lets a refused new user finish registration (API.md: 5 minutes).
@@ -100,6 +101,7 @@ pub(crate) async fn admit(
     policy: Registration,
     proven: &Proven,
     phone: Option<Phone>,
+    origin: &Origin,
 ) -> Result<(User, bool), ApiError> {
     for _ in 0..3 {
         let now = state.now_millis();
@@ -125,13 +127,14 @@ pub(crate) async fn admit(
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            return existing_user(state, &identity.user_id, phone).await;
+            return existing_user(state, &identity.user_id, &proven.appid, phone, origin).await;
         }
 
         let linked = match &proven.unionid {
             Some(unionid) => user_of_unionid(state, unionid).await?,
             None => None,
         };
+        let by_unionid = linked.is_some();
         let linked = match (linked, &phone) {
             (Some(user), _) => Some(user),
             (None, Some(phone)) => match state.store.find_user_by_phone(phone).await? {
@@ -165,7 +168,18 @@ pub(crate) async fn admit(
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(user = %user_id, appid = %proven.appid, "linked a new WeChat identity to an existing user");
-            return existing_user(state, &user_id, phone).await;
+            let via = if by_unionid {
+                LinkedBy::Unionid
+            } else {
+                LinkedBy::Phone
+            };
+            let event = AuditEvent::IdentityLinked {
+                user: user_id.clone(),
+                appid: proven.appid.clone(),
+                via,
+            };
+            audit::record(state, Actor::User(user_id.clone()), origin, event).await;
+            return existing_user(state, &user_id, &proven.appid, phone, origin).await;
         }
 
         match (policy, &phone) {
@@ -194,7 +208,18 @@ pub(crate) async fn admit(
             .create_user_with_identity(&user, &proven.identity(&user.id, now))
             .await
         {
-            Ok(()) => return Ok((user, true)),
+            Ok(()) => {
+                if let Some(phone) = &user.phone {
+                    let event = AuditEvent::PhoneBound {
+                        user: user.id.clone(),
+                        appid: proven.appid.clone(),
+                        changed: false,
+                        country_code: phone.country_code().to_owned(),
+                    };
+                    audit::record(state, Actor::User(user.id.clone()), origin, event).await;
+                }
+                return Ok((user, true));
+            }
             // The identity (a concurrent first login) or the number appeared meanwhile: look again.
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -207,7 +232,9 @@ pub(crate) async fn admit(
 async fn existing_user(
     state: &AppState,
     id: &UserId,
+    appid: &AppId,
     phone: Option<Phone>,
+    origin: &Origin,
 ) -> Result<(User, bool), ApiError> {
     let user = state
         .store
@@ -215,7 +242,7 @@ async fn existing_user(
         .await?
         .ok_or_else(|| ApiError::internal(&"identity without its user"))?;
     let user = match phone {
-        Some(phone) => super::phone::bind_phone(state, user, phone).await?,
+        Some(phone) => super::phone::bind_phone(state, user, phone, appid, origin).await?,
         None => user,
     };
     Ok((user, false))

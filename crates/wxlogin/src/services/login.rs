@@ -3,7 +3,7 @@
 
 use futures::FutureExt as _;
 
-use crate::config::LimitedEndpoint;
+use crate::config::{LimitedEndpoint, Registration};
 use crate::domain::{AppId, LoginCode, PhoneCode};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -11,6 +11,7 @@ use crate::store::{LoginTicket, User};
 use crate::tokens::hash_login_ticket;
 
 use super::accounts::{LOGIN_TICKET_ATTEMPTS, Proven, admit};
+use super::audit::{self, Actor, AuditEvent, Origin};
 use super::exchange::exchange_key;
 use super::rate_limits::{self, Subject};
 use super::sessions::{SignedIn, start_session};
@@ -24,6 +25,7 @@ pub async fn login_with_wechat(
     appid: AppId,
     code: LoginCode,
     phone_code: Option<PhoneCode>,
+    origin: Origin,
 ) -> Outcome {
     if !state.apps.contains_key(&appid) {
         return Err(ApiError::unknown_app());
@@ -31,7 +33,8 @@ pub async fn login_with_wechat(
     let key = exchange_key(&appid, &code);
     let work = {
         let state = state.clone();
-        async move { complete_login(&state, &appid, &code, phone_code.as_ref()).await }.boxed()
+        async move { complete_login(&state, &appid, &code, phone_code.as_ref(), &origin).await }
+            .boxed()
     };
     state.code_exchanges.run(key, work).await
 }
@@ -41,6 +44,7 @@ async fn complete_login(
     appid: &AppId,
     code: &LoginCode,
     phone_code: Option<&PhoneCode>,
+    origin: &Origin,
 ) -> Outcome {
     let app = state.apps.get(appid).ok_or_else(ApiError::unknown_app)?;
     let session = state.wechat.code2session(appid, &app.secret, code).await?;
@@ -54,16 +58,41 @@ async fn complete_login(
         None => None,
     };
     let proven = Proven::from_session(state, appid, &session);
-    let (user, is_new) = admit(state, app.registration, &proven, phone).await?;
-    finish_login(state, appid, &user, is_new).await
+    let (user, is_new) = admit(state, app.registration, &proven, phone, origin).await?;
+    finish_login(state, appid, &user, is_new, None, origin).await
 }
 
-async fn finish_login(state: &AppState, appid: &AppId, user: &User, is_new: bool) -> Outcome {
+/// Opens the session and records the login, or with `registration` (the policy that had refused
+/// it) the completed registration.
+async fn finish_login(
+    state: &AppState,
+    appid: &AppId,
+    user: &User,
+    is_new: bool,
+    registration: Option<Registration>,
+    origin: &Origin,
+) -> Outcome {
     if user.banned_at.is_some() {
         return Err(ApiError::login_blocked("this account is banned"));
     }
     tracing::info!(user = %user.id, appid = %appid, is_new, "logged in with WeChat");
-    start_session(state, user, appid, is_new).await
+    let signed_in = start_session(state, user, appid, is_new).await?;
+    let (user_id, appid) = (user.id.clone(), appid.clone());
+    let event = match registration {
+        Some(policy) => AuditEvent::Registration {
+            user: user_id,
+            appid,
+            policy,
+            new: is_new,
+        },
+        None => AuditEvent::Login {
+            user: user_id,
+            appid,
+            new: is_new,
+        },
+    };
+    audit::record(state, Actor::User(user.id.clone()), origin, event).await;
+    Ok(signed_in)
 }
 
 /// `POST /v1/auth/wechat/register`: finishes a login that `phone_required` (or `closed`) refused,
@@ -71,7 +100,12 @@ async fn finish_login(state: &AppState, appid: &AppId, user: &User, is_new: bool
 /// fails in a way the user can fix (another phone code, WeChat busy, a number already in use), it
 /// is put back so the user can try again until it expires, at most `LOGIN_TICKET_ATTEMPTS` times
 /// in all.
-pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) -> Outcome {
+pub async fn register(
+    state: &AppState,
+    ticket: &str,
+    phone_code: &PhoneCode,
+    origin: &Origin,
+) -> Outcome {
     let hash = hash_login_ticket(ticket).ok_or_else(ApiError::invalid_ticket)?;
     let taken = state
         .store
@@ -93,11 +127,14 @@ pub async fn register(state: &AppState, ticket: &str, phone_code: &PhoneCode) ->
     }
     let proven = Proven::from_ticket(&taken);
     let admitted = match super::phone::fetch_phone(state, &proven.appid, phone_code).await {
-        Ok(phone) => admit(state, app.registration, &proven, Some(phone)).await,
+        Ok(phone) => admit(state, app.registration, &proven, Some(phone), origin).await,
         Err(e) => Err(e),
     };
     match admitted {
-        Ok((user, is_new)) => finish_login(state, &proven.appid, &user, is_new).await,
+        Ok((user, is_new)) => {
+            let policy = Some(app.registration);
+            finish_login(state, &proven.appid, &user, is_new, policy, origin).await
+        }
         Err(e) => {
             let attempts = taken.attempts.saturating_add(1);
             let retryable = matches!(

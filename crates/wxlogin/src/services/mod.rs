@@ -15,10 +15,13 @@
 //! - `monitoring`: what `GET /metrics` shows, with the live-session gauge counted at most once a
 //!   minute;
 //! - `admin`: the operator's actions (`wxlogin users`, `sessions`, `wechat access-token`), one
-//!   function each.
+//!   function each;
+//! - `audit`: the audit log's typed events, recorded where they happen, never failing a request;
+//! - `retention`: the background purge of what no request needs any more, one instance at a time.
 
 mod accounts;
 pub mod admin;
+pub mod audit;
 pub(crate) mod avatar_files;
 mod exchange;
 pub mod import;
@@ -27,6 +30,7 @@ pub(crate) mod monitoring;
 pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod rate_limits;
+pub mod retention;
 pub(crate) mod session_key;
 pub(crate) mod sessions;
 pub mod signing_keys;

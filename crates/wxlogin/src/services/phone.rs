@@ -8,6 +8,8 @@ use crate::state::AppState;
 use crate::store::{StoreError, User};
 use crate::wechat::{PhoneInfo, with_access_token};
 
+use super::audit::{self, Actor, AuditEvent, Origin};
+
 /// WeChat's number as wxlogin stores it. A number WeChat gives but wxlogin cannot read is WeChat's
 /// error (502), not the client's.
 fn normalise(country_code: &str, pure_number: &str) -> Result<Phone, ApiError> {
@@ -62,7 +64,13 @@ pub fn phone_from_open_data(
 
 /// Binds `phone` to `user` (replacing the user's previous number). `phone_in_use` when another
 /// user has it; nothing is written then.
-pub async fn bind_phone(state: &AppState, user: User, phone: Phone) -> Result<User, ApiError> {
+pub async fn bind_phone(
+    state: &AppState,
+    user: User,
+    phone: Phone,
+    appid: &AppId,
+    origin: &Origin,
+) -> Result<User, ApiError> {
     if user.phone.as_ref() == Some(&phone) {
         return Ok(user);
     }
@@ -84,6 +92,13 @@ pub async fn bind_phone(state: &AppState, user: User, phone: Phone) -> Result<Us
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %user.id, "phone number bound");
+    let event = AuditEvent::PhoneBound {
+        user: user.id.clone(),
+        appid: appid.clone(),
+        changed: user.phone.is_some(),
+        country_code: phone.country_code().to_owned(),
+    };
+    audit::record(state, Actor::User(user.id.clone()), origin, event).await;
     Ok(User {
         phone: Some(phone),
         ..user
@@ -97,6 +112,7 @@ pub async fn bind_for_user(
     user: &UserId,
     appid: &AppId,
     source: PhoneSource,
+    origin: &Origin,
 ) -> Result<User, ApiError> {
     let phone = match source {
         PhoneSource::Code(code) => fetch_phone(state, appid, &code).await?,
@@ -107,7 +123,7 @@ pub async fn bind_for_user(
         }
     };
     let found = super::profile::load(state, user).await?;
-    bind_phone(state, found, phone).await
+    bind_phone(state, found, phone, appid, origin).await
 }
 
 /// Where `POST /v1/me/phone` reads the number from.

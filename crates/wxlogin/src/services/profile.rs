@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use crate::domain::UserId;
+use crate::domain::{AppId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Avatar, User};
+
+use super::audit::{self, Actor, AuditEvent, Origin, ProfileField};
 
 /// Longest nickname, in Unicode scalar values, after trimming.
 pub const NICKNAME_MAX_CHARS: usize = 64;
@@ -155,6 +157,8 @@ pub async fn set_nickname(
     state: &AppState,
     user: &UserId,
     nickname: Option<&str>,
+    appid: &AppId,
+    origin: &Origin,
 ) -> Result<User, ApiError> {
     if !state
         .store
@@ -163,6 +167,13 @@ pub async fn set_nickname(
     {
         return Err(ApiError::invalid_token("the user no longer exists"));
     }
+    let event = AuditEvent::ProfileChanged {
+        user: user.clone(),
+        appid: appid.clone(),
+        field: ProfileField::Nickname,
+        cleared: nickname.is_none(),
+    };
+    audit::record(state, Actor::User(user.clone()), origin, event).await;
     load(state, user).await
 }
 
@@ -177,7 +188,13 @@ pub fn avatar_name(kind: ImageKind, bytes: &[u8]) -> String {
 
 /// `PUT /v1/me/avatar`: stores the image under its content hash and points the user at it; the
 /// previous image goes when nobody else uses it. On any failure nothing changes.
-pub async fn set_avatar(state: &AppState, user: &UserId, bytes: &[u8]) -> Result<User, ApiError> {
+pub async fn set_avatar(
+    state: &AppState,
+    user: &UserId,
+    bytes: &[u8],
+    appid: &AppId,
+    origin: &Origin,
+) -> Result<User, ApiError> {
     let kind = ImageKind::sniff(bytes).ok_or_else(|| {
         ApiError::unsupported_media_type("the avatar must be a PNG, JPEG or WebP image")
     })?;
@@ -196,6 +213,13 @@ pub async fn set_avatar(state: &AppState, user: &UserId, bytes: &[u8]) -> Result
     {
         return Err(ApiError::invalid_token("the user no longer exists"));
     }
+    let event = AuditEvent::ProfileChanged {
+        user: user.clone(),
+        appid: appid.clone(),
+        field: ProfileField::Avatar,
+        cleared: false,
+    };
+    audit::record(state, Actor::User(user.clone()), origin, event).await;
     load(state, user).await
 }
 

@@ -13,6 +13,7 @@ use crate::tokens::{
     AccessClaims, KeyringError, TokenError, generate_refresh_token, hash_refresh_token,
 };
 
+use super::audit::{self, Actor, AuditEvent, Origin};
 use super::rate_limits::Subject;
 
 /// What login, register and refresh hand out: a token pair for a session of `user`.
@@ -103,7 +104,11 @@ pub async fn start_session(
 /// sibling to the current generation instead of starting a second chain. So a stolen token
 /// replayed in the window yields a token that dies with the owner's next refresh, and a later use
 /// of either side is a reuse that revokes the session.
-pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiError> {
+pub async fn refresh(
+    state: &AppState,
+    presented: &str,
+    origin: &Origin,
+) -> Result<SignedIn, ApiError> {
     let hash = hash_refresh_token(presented).ok_or_else(ApiError::invalid_grant)?;
     let store = &state.store;
     let token = store
@@ -169,13 +174,13 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
                     .ok_or_else(ApiError::invalid_grant)?;
                 let sibling_won = again.rotated_at.is_some_and(|_| again.expires_at <= now);
                 if sibling_won {
-                    return Err(reuse(state, &session, &user, now).await);
+                    return Err(reuse(state, &session, &user, now, origin).await);
                 }
                 true
             }
         }
         Some(rotated_at) if !superseded && now - rotated_at <= grace_ms => true,
-        Some(_) => return Err(reuse(state, &session, &user, now).await),
+        Some(_) => return Err(reuse(state, &session, &user, now, origin).await),
     };
     if replay_in_grace {
         // Joins the session's live generation: the next rotation of any of them retires it.
@@ -194,13 +199,25 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<SignedIn, ApiE
 
 /// A refresh token used after the session moved on without it: whoever holds the other branch, the
 /// session is no longer trustworthy, so it ends for everyone.
-async fn reuse(state: &AppState, session: &Session, user: &User, now: i64) -> ApiError {
+async fn reuse(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+    now: i64,
+    origin: &Origin,
+) -> ApiError {
     if let Err(e) = state.store.revoke_session(&session.id, now).await {
         return e.into();
     }
     state.metrics.refresh_reuse_detected();
     announce(state, Revocation::Session(session.id.clone())).await;
     tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after rotation; session revoked");
+    let event = AuditEvent::RefreshReuseDetected {
+        user: user.id.clone(),
+        appid: session.appid.clone(),
+        session: session.id.clone(),
+    };
+    audit::record(state, Actor::User(user.id.clone()), origin, event).await;
     ApiError::invalid_grant()
 }
 
@@ -210,17 +227,30 @@ pub async fn logout(
     user: &UserId,
     session: &SessionId,
     all_devices: bool,
+    appid: &AppId,
+    origin: &Origin,
 ) -> Result<(), ApiError> {
     let now = state.now_millis();
-    if all_devices {
+    let event = if all_devices {
         let count = state.store.revoke_user_sessions(user, now).await?;
         announce(state, Revocation::User(user.clone())).await;
         tracing::info!(user = %user, sessions = count, "logged out on all devices");
+        AuditEvent::LogoutAll {
+            user: user.clone(),
+            appid: appid.clone(),
+            sessions: count,
+        }
     } else {
         state.store.revoke_session(session, now).await?;
         announce(state, Revocation::Session(session.clone())).await;
         tracing::info!(user = %user, session = %session, "logged out");
-    }
+        AuditEvent::Logout {
+            user: user.clone(),
+            appid: appid.clone(),
+            session: session.clone(),
+        }
+    };
+    audit::record(state, Actor::User(user.clone()), origin, event).await;
     Ok(())
 }
 

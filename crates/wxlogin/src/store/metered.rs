@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
-    StoreError, User, UserSearch, UserSummary,
+    AuditQuery, AuditRecord, Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess,
+    SigningKey, Store, StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 use crate::metrics::Metrics;
@@ -89,4 +89,11 @@ metered! {
     // Administration.
     fn search_users(search: Option<&UserSearch>, limit: u32) -> Vec<UserSummary>;
     fn list_sessions_of_user(user: &UserId, live_at: Option<i64>) -> Vec<Session>;
+    // Audit log and retention.
+    fn append_audit_event(record: &AuditRecord) -> ();
+    fn list_audit_events(query: &AuditQuery) -> Vec<AuditRecord>;
+    fn purge_audit_events(before: i64, limit: u32) -> u64;
+    fn purge_ended_session_tokens(now: i64, limit: u32) -> u64;
+    fn purge_sessions_expired_before(before: i64, limit: u32) -> u64;
+    fn purge_expired_login_tickets(now: i64, limit: u32) -> u64;
 }

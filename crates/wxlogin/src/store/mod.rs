@@ -4,12 +4,14 @@
 //!
 //! Times are Unix milliseconds (`i64`) everywhere, so both backends store plain `BIGINT`s.
 
+mod audit;
 mod metered;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
+pub use audit::{AuditQuery, AuditRecord};
 pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -423,4 +425,25 @@ pub trait Store: Send + Sync + 'static {
         user: &UserId,
         live_at: Option<i64>,
     ) -> Result<Vec<Session>, StoreError>;
+
+    // Audit log and retention (`services::audit`, `services::retention`).
+    /// Appends an entry (its `id` is ignored: the database assigns it).
+    async fn append_audit_event(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Entries matching `query`, newest first (by time, then by id), at most `query.limit`.
+    async fn list_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes at most `limit` entries older than `before`; returns how many.
+    async fn purge_audit_events(&self, before: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` refresh tokens of sessions that can no longer be refreshed: revoked,
+    /// or past their absolute end at `now`. Tokens of live sessions stay, rotated ones included
+    /// (reuse detection needs them). Returns how many.
+    async fn purge_ended_session_tokens(&self, now: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` sessions whose absolute end is before `before`, with their
+    /// remaining refresh tokens; returns how many sessions.
+    async fn purge_sessions_expired_before(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` login tickets expired at `now`; returns how many.
+    async fn purge_expired_login_tickets(&self, now: i64, limit: u32) -> Result<u64, StoreError>;
 }

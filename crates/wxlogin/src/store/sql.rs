@@ -11,13 +11,14 @@ use sqlx::{
     Type,
 };
 
+use super::audit::{AUDIT_COLUMNS, AuditRow};
 use super::rows::{
     IdentityRow, LoginTicketRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow,
     UserRow, db_error, migrate_error,
 };
 use super::{
-    Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, Store,
-    StoreError, User, UserSearch, UserSummary,
+    AuditQuery, AuditRecord, Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess,
+    SigningKey, Store, StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
@@ -888,6 +889,148 @@ where
             .into_iter()
             .map(Session::try_from)
             .collect()
+    }
+
+    // Audit log and retention.
+    async fn append_audit_event(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events \
+             (at, type, actor_kind, actor_id, user_id, appid, client_ip, user_agent, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(record.at)
+        .bind(record.kind.as_str())
+        .bind(record.actor_kind.as_str())
+        .bind(record.actor_id.as_deref())
+        .bind(record.user_id.as_ref().map(UserId::as_str))
+        .bind(record.appid.as_ref().map(AppId::as_str))
+        .bind(record.client_ip.as_deref())
+        .bind(record.user_agent.as_deref())
+        .bind(record.details.as_str())
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        // Only the filters given, so that each listing can use its index.
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if query.user.is_some() {
+            conditions.push(format!("user_id = ${}", next()));
+        }
+        if query.kind.is_some() {
+            conditions.push(format!("type = ${}", next()));
+        }
+        if query.since.is_some() {
+            conditions.push(format!("at >= ${}", next()));
+        }
+        let limit = next();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events{filter} ORDER BY at DESC, id DESC LIMIT ${limit}"
+        );
+        let mut statement = sqlx::query_as::<_, AuditRow>(&sql);
+        if let Some(user) = &query.user {
+            statement = statement.bind(user.as_str());
+        }
+        if let Some(kind) = &query.kind {
+            statement = statement.bind(kind.as_str());
+        }
+        if let Some(since) = query.since {
+            statement = statement.bind(since);
+        }
+        statement
+            .bind(i64::from(query.limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(AuditRecord::try_from)
+            .collect()
+    }
+
+    async fn purge_audit_events(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn purge_ended_session_tokens(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+        // Two statements, each led by an index of `sessions` (expired, revoked), rather than one
+        // with an OR that would scan the table on every batch.
+        let expired = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE hash IN \
+             (SELECT t.hash FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id \
+              WHERE s.expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        let purged = B::rows_affected(&expired);
+        let left = u64::from(limit).saturating_sub(purged);
+        if left == 0 {
+            return Ok(purged);
+        }
+        let revoked = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE hash IN \
+             (SELECT t.hash FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id \
+              WHERE s.revoked_at IS NOT NULL LIMIT $1)",
+        )
+        .bind(i64::try_from(left).unwrap_or(i64::MAX))
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(purged + B::rows_affected(&revoked))
+    }
+
+    async fn purge_sessions_expired_before(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Their refresh tokens go too (ON DELETE CASCADE; SQLite connections set foreign_keys).
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN \
+             (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn purge_expired_login_tickets(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM login_tickets WHERE hash IN \
+             (SELECT hash FROM login_tickets WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done))
     }
 }
 

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin_cli;
+mod audit;
 mod authorization;
 mod caddy;
 mod cli;
@@ -30,6 +31,7 @@ mod profile;
 mod rate_limits;
 mod refresh_chain;
 mod registration;
+mod retention;
 mod scopes;
 mod secrets;
 mod service;

@@ -403,6 +403,22 @@ async fn label_sets_stay_bounded_whatever_the_requests() {
         "{routes:?}"
     );
     assert!(routes.len() <= 4, "{routes:?}");
+    // The retention purge's tables are a fixed set, there from the start.
+    let tables: BTreeSet<&str> = s
+        .keys()
+        .filter(|k| k.starts_with("wxlogin_retention_purged_total{"))
+        .filter_map(|k| k.split("table=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        tables,
+        BTreeSet::from([
+            "audit_events",
+            "login_tickets",
+            "refresh_tokens",
+            "sessions"
+        ])
+    );
+    assert_eq!(value(&s, "wxlogin_audit_write_failures_total"), 0.0);
 }
 
 /// Metric names a PromQL expression or a dashboard uses.
