@@ -122,6 +122,8 @@ pub(super) async fn open(config: Option<&Path>, need_shared: bool) -> Result<Adm
     };
     Ok(Admin {
         store,
+        // The OS user: the admin verbs take no `--actor` of their own.
+        actor: super::audit::actor(None)?,
         shared,
         settings: Arc::new(settings),
         clock,

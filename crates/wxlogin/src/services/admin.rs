@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::domain::{AccessToken, AppId, AppSecret, Phone, SessionId, UserId};
+use crate::services::audit::{Actor, AuditEvent, Origin, REASON_MAX_CHARS};
 use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::{Revocation, SharedState};
 use crate::store::{Identity, Session, Store, StoreError, User, UserSearch, UserSummary};
@@ -24,10 +25,12 @@ use crate::wechat::{SharedToken, SharedTokens as _, TokenMode, WechatClient, Wec
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
 /// What the actions work on: the configured database, the shared state when `[redis]` is set,
-/// the configuration (apps, sealing key, WeChat) and the clock.
+/// the configuration (apps, sealing key, WeChat), the clock, and the operator the audit log names.
 #[derive(Clone)]
 pub struct Admin {
     pub store: Arc<dyn Store>,
+    /// Who acts: recorded with every change in the audit log.
+    pub actor: Actor,
     /// `None` without `[redis]`: the in-memory state of a running server is out of reach.
     pub shared: Option<SharedState>,
     pub settings: Arc<Settings>,
@@ -118,6 +121,19 @@ pub fn fingerprint(token: &AccessToken) -> String {
 impl Admin {
     fn now(&self) -> i64 {
         self.clock.unix_millis()
+    }
+
+    /// Records a change in the audit log (never fails: the change is made; see `services::audit`).
+    async fn record(&self, event: AuditEvent) {
+        crate::services::audit::record_to(
+            self.store.as_ref(),
+            &crate::metrics::Metrics::default(),
+            &self.clock,
+            &self.actor,
+            &Origin::none(),
+            &event,
+        )
+        .await;
     }
 
     async fn user(&self, id: &UserId) -> Result<User, AdminError> {
@@ -221,6 +237,18 @@ pub async fn ban(admin: &Admin, id: &UserId, reason: Option<&str>) -> Result<Ban
     let sessions_revoked = admin.store.revoke_user_sessions(id, now).await?;
     let announced = admin.announce(Revocation::User(id.clone())).await;
     tracing::info!(user = %id, reason = reason.unwrap_or(""), sessions_revoked, "user banned by an operator");
+    admin
+        .record(AuditEvent::UserBanned {
+            user: id.clone(),
+            sessions: sessions_revoked,
+            reason: reason.map(|r| {
+                r.chars()
+                    .filter(|c| !c.is_control())
+                    .take(REASON_MAX_CHARS)
+                    .collect()
+            }),
+        })
+        .await;
     Ok(Banned {
         newly,
         banned_at,
@@ -239,6 +267,9 @@ pub async fn unban(admin: &Admin, id: &UserId) -> Result<bool, AdminError> {
         return Err(AdminError::UnknownUser(id.clone()));
     }
     tracing::info!(user = %id, "user unbanned by an operator");
+    admin
+        .record(AuditEvent::UserUnbanned { user: id.clone() })
+        .await;
     Ok(true)
 }
 
@@ -253,6 +284,9 @@ pub async fn unbind_phone(admin: &Admin, id: &UserId) -> Result<Option<Phone>, A
         return Err(AdminError::UnknownUser(id.clone()));
     }
     tracing::info!(user = %id, "phone number unbound by an operator");
+    admin
+        .record(AuditEvent::PhoneUnbound { user: id.clone() })
+        .await;
     Ok(Some(previous))
 }
 
@@ -282,6 +316,12 @@ pub async fn revoke_session(
     }
     let announced = admin.announce(Revocation::Session(id.clone())).await;
     tracing::info!(user = %session.user_id, session = %id, "session revoked by an operator");
+    admin
+        .record(AuditEvent::SessionRevoked {
+            user: Some(session.user_id.clone()),
+            session: id.clone(),
+        })
+        .await;
     Ok(Some(announced))
 }
 
@@ -294,6 +334,12 @@ pub async fn revoke_user_sessions(
     let count = admin.store.revoke_user_sessions(user, admin.now()).await?;
     let announced = admin.announce(Revocation::User(user.clone())).await;
     tracing::info!(user = %user, sessions = count, "sessions revoked by an operator");
+    admin
+        .record(AuditEvent::UserSessionsRevoked {
+            user: user.clone(),
+            sessions: count,
+        })
+        .await;
     Ok((count, announced))
 }
 
@@ -347,6 +393,11 @@ pub async fn refresh_access_token(admin: &Admin, appid: &AppId) -> Result<Refres
             .await;
     }
     tracing::info!(appid = %appid, fingerprint = %refreshed.new.fingerprint, "WeChat access token force-refreshed by an operator");
+    admin
+        .record(AuditEvent::WechatTokenRefreshed {
+            appid: appid.clone(),
+        })
+        .await;
     Ok(refreshed)
 }
 

@@ -25,6 +25,8 @@ use crate::store::{AuditRecord, Store};
 
 /// The longest user agent kept, in characters; longer ones are cut.
 pub const USER_AGENT_MAX_CHARS: usize = 256;
+/// The longest ban reason kept, in characters; longer ones are cut.
+pub const REASON_MAX_CHARS: usize = 200;
 /// The longest operator name (`--actor`), in characters.
 pub const ACTOR_NAME_MAX_CHARS: usize = 64;
 
@@ -212,8 +214,14 @@ pub enum AuditEvent {
         user: UserId,
         /// Sessions revoked with the ban.
         sessions: u64,
+        /// The operator's `--reason`, cut to [`REASON_MAX_CHARS`].
+        reason: Option<String>,
     },
     UserUnbanned {
+        user: UserId,
+    },
+    /// An operator removed the user's phone number (`wxlogin users unbind-phone`).
+    PhoneUnbound {
         user: UserId,
     },
     /// One session revoked by an operator.
@@ -254,6 +262,7 @@ pub enum EventType {
     UsersImported,
     UserBanned,
     UserUnbanned,
+    PhoneUnbound,
     SessionRevoked,
     UserSessionsRevoked,
     KeyRotated,
@@ -261,7 +270,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Login,
         Self::Registration,
         Self::IdentityLinked,
@@ -275,6 +284,7 @@ impl EventType {
         Self::UsersImported,
         Self::UserBanned,
         Self::UserUnbanned,
+        Self::PhoneUnbound,
         Self::SessionRevoked,
         Self::UserSessionsRevoked,
         Self::KeyRotated,
@@ -296,6 +306,7 @@ impl EventType {
             Self::UsersImported => "users_imported",
             Self::UserBanned => "user_banned",
             Self::UserUnbanned => "user_unbanned",
+            Self::PhoneUnbound => "phone_unbound",
             Self::SessionRevoked => "session_revoked",
             Self::UserSessionsRevoked => "user_sessions_revoked",
             Self::KeyRotated => "key_rotated",
@@ -358,6 +369,7 @@ impl AuditEvent {
             Self::UsersImported { .. } => EventType::UsersImported,
             Self::UserBanned { .. } => EventType::UserBanned,
             Self::UserUnbanned { .. } => EventType::UserUnbanned,
+            Self::PhoneUnbound { .. } => EventType::PhoneUnbound,
             Self::SessionRevoked { .. } => EventType::SessionRevoked,
             Self::UserSessionsRevoked { .. } => EventType::UserSessionsRevoked,
             Self::KeyRotated { .. } => EventType::KeyRotated,
@@ -378,6 +390,7 @@ impl AuditEvent {
             | Self::LogoutAll { user, .. }
             | Self::UserBanned { user, .. }
             | Self::UserUnbanned { user }
+            | Self::PhoneUnbound { user }
             | Self::UserSessionsRevoked { user, .. } => Some(user),
             Self::SessionRevoked { user, .. } => user.as_ref(),
             Self::WechatTokenInvalidated { .. }
@@ -430,7 +443,12 @@ impl AuditEvent {
             Self::LogoutAll { sessions, .. } | Self::UserSessionsRevoked { sessions, .. } => {
                 json!({ "sessions": sessions })
             }
-            Self::UserBanned { sessions, .. } => json!({ "sessions_revoked": sessions }),
+            Self::UserBanned {
+                sessions, reason, ..
+            } => match reason {
+                Some(reason) => json!({ "sessions_revoked": sessions, "reason": reason }),
+                None => json!({ "sessions_revoked": sessions }),
+            },
             Self::SessionRevoked { session, .. } => json!({ "session": session.as_str() }),
             Self::UsersImported {
                 created,
@@ -442,7 +460,8 @@ impl AuditEvent {
             }
             Self::WechatTokenInvalidated { .. }
             | Self::WechatTokenRefreshed { .. }
-            | Self::UserUnbanned { .. } => json!({}),
+            | Self::UserUnbanned { .. }
+            | Self::PhoneUnbound { .. } => json!({}),
         }
     }
 

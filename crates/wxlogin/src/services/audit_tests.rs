@@ -138,11 +138,30 @@ fn every_event() -> Vec<(AuditEvent, &'static str, bool, bool, Value)> {
             AuditEvent::UserBanned {
                 user: u.clone(),
                 sessions: 2,
+                reason: None,
             },
             "user_banned",
             true,
             false,
             json!({"sessions_revoked": 2}),
+        ),
+        (
+            AuditEvent::UserBanned {
+                user: u.clone(),
+                sessions: 0,
+                reason: Some("spam".into()),
+            },
+            "user_banned",
+            true,
+            false,
+            json!({"sessions_revoked": 0, "reason": "spam"}),
+        ),
+        (
+            AuditEvent::PhoneUnbound { user: u.clone() },
+            "phone_unbound",
+            true,
+            false,
+            json!({}),
         ),
         (
             AuditEvent::UserUnbanned { user: u.clone() },

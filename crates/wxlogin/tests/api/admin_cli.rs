@@ -61,6 +61,22 @@ async fn ok(app: &TestApp, args: &[&str]) -> String {
     ran.stdout
 }
 
+/// The user's audit entries, newest first (`wxlogin audit list --user ID --json`).
+async fn audit_of(app: &TestApp, user: &str) -> Vec<Value> {
+    ok(app, &["audit", "list", "--user", user, "--json"])
+        .await
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The one entry of type `kind` among `entries`.
+fn entry<'a>(entries: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = entries.iter().filter(|e| e["type"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} entry in {entries:?}");
+    found[0]
+}
+
 async fn ok_json(app: &TestApp, args: &[&str]) -> Value {
     let stdout = ok(app, args).await;
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
@@ -318,6 +334,20 @@ async fn a_ban_refuses_tokens_within_the_session_cache_and_logins_until_unbanned
                     .await
                     .contains("was not banned")
             );
+
+            // Each change is in the audit log with the operator; the repeated ban and the unban
+            // of a user who was not banned changed nothing, and the ban is recorded once more.
+            let entries = audit_of(&app, &id).await;
+            let bans: Vec<&Value> = entries
+                .iter()
+                .filter(|e| e["type"] == "user_banned")
+                .collect();
+            assert_eq!(bans.len(), 2, "{entries:?}");
+            let first = bans[1];
+            assert_eq!(first["actor"]["kind"], "admin", "{first}");
+            assert_eq!(first["details"]["reason"], "spam", "{first}");
+            assert_eq!(first["details"]["sessions_revoked"], 1, "{first}");
+            assert_eq!(entry(&entries, "user_unbanned")["actor"]["kind"], "admin");
         },
     )
     .await;
@@ -389,6 +419,15 @@ async fn sessions_are_listed_and_revoked_one_at_a_time_or_all_of_a_user() {
             );
             // The user is not banned: logging in again works.
             assert_eq!(login_response(&app, "carol").await.status(), 200);
+
+            let entries = audit_of(&app, &id).await;
+            let one = entry(&entries, "session_revoked");
+            assert_eq!(one["details"]["session"], tablet_session.as_str(), "{one}");
+            assert_eq!(one["actor"]["kind"], "admin", "{one}");
+            assert_eq!(
+                entry(&entries, "user_sessions_revoked")["details"]["sessions"],
+                1
+            );
         },
     )
     .await;
@@ -413,6 +452,13 @@ async fn unbind_phone_frees_the_number_and_a_phone_required_app_still_logs_the_u
         let id = user_of(&first);
 
         let removed = ok(&app, &["users", "unbind-phone", &id]).await;
+        let entries = audit_of(&app, &id).await;
+        assert_eq!(entry(&entries, "phone_unbound")["actor"]["kind"], "admin");
+        assert!(
+            !entries
+                .iter()
+                .any(|e| e.to_string().contains("13900139000"))
+        );
         assert!(
             removed.contains("139****9000") && !removed.contains("13900139000"),
             "{removed}"
