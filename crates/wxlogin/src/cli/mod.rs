@@ -1,4 +1,5 @@
-//! The command line: `wxlogin dev | serve | migrate | users import | config check | mock-wechat`.
+//! The command line: `wxlogin dev | serve | migrate | users import | keys | config check |
+//! mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "simulator")]
 mod dev;
+mod keys;
 
 use crate::app::Application;
 use crate::config::Settings;
@@ -50,7 +52,7 @@ pub(crate) enum Command {
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
     },
     /// Configuration tools.
     Config {
@@ -79,17 +81,6 @@ pub(crate) enum UsersCommand {
         config: Option<PathBuf>,
         /// The CSV file (`-` for standard input).
         file: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum KeysCommand {
-    /// Make a new key the one that signs access tokens. Earlier keys keep verifying and stay in
-    /// the JWKS. With `[redis]` the change is announced and running instances switch at once;
-    /// otherwise within `tokens.keyring_reload_secs`. They accept the new key's tokens at once.
-    Rotate {
-        #[arg(long, short, env = "WXLOGIN_CONFIG")]
-        config: Option<PathBuf>,
     },
 }
 
@@ -167,13 +158,7 @@ async fn run(command: Command) -> Result<(), String> {
             crate::telemetry::init(&settings.log);
             import_users(&settings, &file).await
         }
-        Command::Keys {
-            command: KeysCommand::Rotate { config },
-        } => {
-            let settings = load(config.as_deref())?;
-            crate::telemetry::init(&settings.log);
-            rotate_key(&settings).await
-        }
+        Command::Keys { command } => keys::run(command).await,
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),
@@ -214,46 +199,6 @@ async fn import_users(settings: &Settings, file: &Path) -> Result<(), String> {
         "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
         report.created, report.existing, report.duplicates
     );
-    Ok(())
-}
-
-#[allow(clippy::print_stdout)]
-async fn rotate_key(settings: &Settings) -> Result<(), String> {
-    let sealing = settings.security.sealing_key.as_ref().ok_or(
-        "security.sealing_key (or security.sealing_key_file) is required: it seals the signing keys",
-    )?;
-    let store = crate::app::open_store(settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let clock = crate::clock::system();
-    let alg = settings.tokens.algorithm;
-    crate::tokens::load_or_create(store.as_ref(), sealing, alg, clock.unix_millis())
-        .await
-        .map_err(|e| format!("signing keys: {e}"))?;
-    // With Redis, running instances hear of the new key at once instead of at their next reload;
-    // Redis being away does not stop a rotation (the periodic reload is the backstop).
-    let shared = if settings.redis.enabled() {
-        match crate::app::open_shared_state(settings, clock.clone()).await {
-            Ok(shared) => Some(shared),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot announce the new signing key; instances switch at their next periodic reload");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let kid = crate::services::signing_keys::rotate(
-        store.as_ref(),
-        sealing,
-        alg,
-        clock.unix_millis(),
-        shared.as_ref(),
-    )
-    .await
-    .map_err(|e| format!("signing keys: {e}"))?;
-    println!("{kid}");
     Ok(())
 }
 

@@ -131,6 +131,7 @@ struct TokensView {
     leeway_secs: u64,
     keyring_reload_secs: u64,
     session_cache_ms: u64,
+    key_publish_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -234,6 +235,7 @@ fn view(s: &Settings) -> View {
             leeway_secs: s.tokens.leeway_secs,
             keyring_reload_secs: s.tokens.keyring_reload_secs,
             session_cache_ms: s.tokens.session_cache_ms,
+            key_publish_secs: s.tokens.key_publish_secs,
         },
         wechat: WechatView {
             base_url: s.wechat.base_url.clone(),

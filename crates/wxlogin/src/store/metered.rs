@@ -86,4 +86,6 @@ metered! {
     fn find_users_by_unionid(unionid: &UnionId) -> Vec<UserId>;
     fn insert_login_ticket(ticket: &LoginTicket) -> ();
     fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
+    // Signing-key lifecycle.
+    fn retire_signing_key(kid: &str, now: i64) -> bool;
 }

@@ -112,7 +112,12 @@ pub struct SigningKey {
     /// The public JWK as JSON text.
     pub public_jwk: String,
     pub created_at: i64,
-    /// After this, the key no longer signs; it stays in the JWKS until its tokens have expired.
+    /// When it starts signing (Unix ms); published in the JWKS from its creation. It signs until
+    /// the next key of its algorithm activates.
+    pub activates_at: i64,
+    /// Set when an operator retired it early (`wxlogin keys retire`): from then on it is neither
+    /// published nor accepted. Otherwise it retires by itself once the last token it signed has
+    /// expired (`crate::tokens`).
     pub retired_at: Option<i64>,
 }
 
@@ -391,4 +396,9 @@ pub trait Store: Send + Sync + 'static {
         hash: &[u8],
         now: i64,
     ) -> Result<Option<LoginTicket>, StoreError>;
+
+    // Signing-key lifecycle (`wxlogin keys retire`).
+    /// Retires the key at `now` (it leaves the JWKS and stops verifying), unless it was retired
+    /// at or before `now` already; `false` when nothing changed (no such key, or retired before).
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError>;
 }

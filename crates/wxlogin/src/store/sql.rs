@@ -421,8 +421,8 @@ where
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
         let rows = sqlx::query_as::<_, SigningKeyRow>(
-            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, retired_at \
-             FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, activates_at, \
+             retired_at FROM signing_keys ORDER BY created_at, kid",
         )
         .fetch_all(self.pool())
         .await
@@ -467,7 +467,7 @@ where
             )
             .bind(key.alg.as_str())
             .bind(key.kid.as_str())
-            .bind(key.created_at)
+            .bind(key.activates_at)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?,
@@ -476,7 +476,7 @@ where
             )
             .bind(key.alg.as_str())
             .bind(key.kid.as_str())
-            .bind(key.created_at)
+            .bind(key.activates_at)
             .bind(previous)
             .execute(&mut *tx)
             .await
@@ -804,6 +804,20 @@ where
         tx.commit().await.map_err(db_error)?;
         row.map(LoginTicket::try_from).transpose()
     }
+
+    // Signing-key lifecycle (`wxlogin keys retire`).
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $2 \
+             WHERE kid = $1 AND (retired_at IS NULL OR retired_at > $2)",
+        )
+        .bind(kid)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
 }
 
 /// Makes `user` the owner of `unionid`, in the caller's transaction so that the owner and the
@@ -929,13 +943,14 @@ where
 {
     sqlx::query(
         "INSERT INTO signing_keys \
-         (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         (kid, alg, sealed_private_key, public_jwk, created_at, activates_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(key.kid.as_str())
     .bind(key.alg.as_str())
     .bind(key.sealed_private_key.as_slice())
     .bind(key.public_jwk.as_str())
     .bind(key.created_at)
+    .bind(key.activates_at)
     .bind(key.retired_at)
 }

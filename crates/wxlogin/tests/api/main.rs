@@ -14,6 +14,7 @@ mod forward;
 mod gateway;
 mod instances;
 mod internal;
+mod key_lifecycle;
 mod keyring;
 mod linking;
 mod login;
