@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "simulator")]
 mod dev;
 mod keys;
+mod sealing_key;
 
 use crate::app::Application;
 use crate::config::Settings;
@@ -53,6 +54,11 @@ pub(crate) enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// The sealing key of stored secrets: rotate, reseal, status.
+    SealingKey {
+        #[command(subcommand)]
+        command: sealing_key::SealingKeyCommand,
     },
     /// Configuration tools.
     Config {
@@ -159,6 +165,7 @@ async fn run(command: Command) -> Result<(), String> {
             import_users(&settings, &file).await
         }
         Command::Keys { command } => keys::run(command).await,
+        Command::SealingKey { command } => sealing_key::run(command).await,
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
         } => config_check(config.as_deref(), allow_mock),

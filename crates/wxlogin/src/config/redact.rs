@@ -118,6 +118,9 @@ struct RedisView {
 struct SecurityView {
     #[serde(skip_serializing_if = "Option::is_none")]
     sealing_key: Option<&'static str>,
+    /// Redacted, each with its key id (`wxlogin sealing-key status` counts values by id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    previous_sealing_keys: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -224,6 +227,17 @@ fn view(s: &Settings) -> View {
         },
         security: SecurityView {
             sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),
+            previous_sealing_keys: s
+                .security
+                .sealing_key
+                .as_ref()
+                .map(|k| {
+                    k.previous_key_ids()
+                        .iter()
+                        .map(|id| format!("{REDACTED} (key id {id})"))
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         tokens: TokensView {
             issuer: s.issuer(),

@@ -88,4 +88,10 @@ metered! {
     fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
     // Signing-key lifecycle.
     fn retire_signing_key(kid: &str, now: i64) -> bool;
+    // Sealing-key reseal.
+    fn sealed_identity_keys(after: Option<(&str, &str)>, limit: u32) -> Vec<(String, String, Vec<u8>)>;
+    fn reseal_identity_key(appid: &str, openid: &str, old: &[u8], new: &[u8]) -> bool;
+    fn sealed_ticket_keys(after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, String, String, Vec<u8>)>;
+    fn reseal_ticket_key(hash: &[u8], old: &[u8], new: &[u8]) -> bool;
+    fn reseal_signing_key(kid: &str, old: &[u8], new: &[u8]) -> bool;
 }

@@ -12,6 +12,7 @@ pub use refresh::{
     RefreshTokenText, generate_login_ticket, generate_refresh_token, hash_login_ticket,
     hash_refresh_token,
 };
+pub use signing::PURPOSE as SIGNING_KEY_PURPOSE;
 pub use signing::{
     KeyState, KeyStatus, KeyringError, KeyringReloader, Rotated, UNKNOWN_KID_RELOAD_INTERVAL,
     key_statuses, load_or_create, rotate,

@@ -22,7 +22,8 @@ pub enum KeyringError {
     Keys(String),
 }
 
-const PURPOSE: &str = "signing_key";
+/// The associated data's purpose of sealed private keys (the kid is the context).
+pub const PURPOSE: &str = "signing_key";
 
 /// Loads the keys of the configured algorithm; creates the first one when there is none. Of
 /// instances starting together on an empty database, one installs its key and the others read it
@@ -161,12 +162,7 @@ async fn load(
         };
         let pkcs8 = sealing
             .open_bytes(&record.sealed_private_key, PURPOSE, &[&record.kid])
-            .map_err(|_| {
-                KeyringError::Keys(format!(
-                    "signing key {} does not open with the configured sealing key",
-                    record.kid
-                ))
-            })?;
+            .map_err(|_| unsealable(record))?;
         let key = KeyPair::from_pkcs8(alg, pkcs8).map_err(|e| KeyringError::Keys(e.to_string()))?;
         let schedule = KeySchedule {
             activates_at: status.activates_at,
@@ -177,6 +173,21 @@ async fn load(
     Keyring::scheduled(keys, now_millis)
         .map(Some)
         .ok_or_else(|| KeyringError::Keys(format!("every {} signing key is retired", alg.as_str())))
+}
+
+/// A stored signing key that the configured sealing keys do not open: the operator changed
+/// `security.sealing_key` without keeping the old one in `security.previous_sealing_keys`.
+fn unsealable(record: &SigningKey) -> KeyringError {
+    let by = match SealingKey::sealed_by(&record.sealed_private_key) {
+        crate::crypto::SealedBy::Key(id) => format!(" was sealed under sealing key id {id}, which"),
+        _ => String::new(),
+    };
+    KeyringError::Keys(format!(
+        "signing key {}{by} does not open with security.sealing_key nor any of \
+         security.previous_sealing_keys: if the sealing key was changed, list the previous one in \
+         security.previous_sealing_keys (docs/operations.md, \"Key rotation\")",
+        record.kid
+    ))
 }
 
 /// Where a signing key is in its life at a given moment.

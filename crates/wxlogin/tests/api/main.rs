@@ -29,6 +29,7 @@ mod profile;
 mod rate_limits;
 mod refresh_chain;
 mod registration;
+mod sealing_key;
 mod secrets;
 mod service;
 mod sessions;

@@ -80,6 +80,7 @@ on_both_backends!(
     login_tickets_are_taken_once_before_they_expire,
     concurrent_takers_get_a_ticket_once,
     login_tickets_keep_their_attempts,
+    sealed_values_are_paged_and_replaced_only_while_unchanged,
     a_unionid_belongs_to_one_user,
     concurrent_first_identities_of_one_unionid_make_one_user,
     a_backfilled_unionid_is_owned_by_its_user,
