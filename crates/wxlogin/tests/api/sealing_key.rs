@@ -37,6 +37,7 @@ fn config(
     current: &str,
     previous: &[&str],
     wechat: &str,
+    redis: Option<&wxlogin::config::RedisSettings>,
 ) -> std::path::PathBuf {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -44,6 +45,12 @@ fn config(
         .unwrap()
         .port();
     let previous: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
+    let redis = redis.map_or_else(String::new, |r| {
+        format!(
+            "[redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+            r.url, r.key_prefix
+        )
+    });
     let text = format!(
         r#"
 [server]
@@ -58,6 +65,7 @@ url = "{database_url}"
 sealing_key = "{current}"
 previous_sealing_keys = [{previous}]
 
+{redis}
 [wechat]
 base_url = "{wechat}"
 
@@ -163,7 +171,7 @@ async fn rotate_reseal_and_drop_the_old_key(database_url: Option<String>) {
 
     // Without the old key listed, serve refuses and says what to do.
     let wechat = first.wx.handle.base_url();
-    let lacking = config(dir.path(), &database_url, &new, &[], &wechat);
+    let lacking = config(dir.path(), &database_url, &new, &[], &wechat, None);
     let mut command = wxlogin();
     command
         .args(["serve", "--allow-mock", "--config"])
@@ -188,7 +196,7 @@ async fn rotate_reseal_and_drop_the_old_key(database_url: Option<String>) {
     assert!(decrypts(&second, &first.wx, "cat", &cat).await);
     assert!(login_at(&second, &first.wx, "ben").await["user"]["id"].is_string());
 
-    let both = config(dir.path(), &database_url, &new, &[&old], &wechat);
+    let both = config(dir.path(), &database_url, &new, &[&old], &wechat, None);
     let status = sealing_key(&both, &["status"]).await;
     assert!(status.contains(&id(&old)), "{status}");
     assert!(status.contains("not yet under the current key"), "{status}");
@@ -227,7 +235,7 @@ async fn rotate_reseal_and_drop_the_old_key(database_url: Option<String>) {
         "written by a login"
     );
     assert_eq!(third.get_authed("/v1/me", &cat).await.status(), 200);
-    let only_new = config(dir.path(), &database_url, &new, &[], &wechat);
+    let only_new = config(dir.path(), &database_url, &new, &[], &wechat, None);
     let status = sealing_key(&only_new, &["status"]).await;
     assert!(
         status.contains("every value is sealed under the current key"),
@@ -275,6 +283,7 @@ async fn a_reseal_killed_midway_finishes_when_run_again() {
         &new,
         &[&old],
         &app.wx.handle.base_url(),
+        None,
     );
 
     let mut child = wxlogin()
@@ -322,4 +331,84 @@ async fn a_reseal_killed_midway_finishes_when_run_again() {
             "{user}"
         );
     }
+}
+
+/// The shared WeChat access token in Redis is sealed again under the new key, not refetched.
+#[tokio::test]
+async fn reseal_seals_the_shared_access_token_in_redis_again_without_a_refetch() {
+    let Some(redis) = crate::shared::redis_settings() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("sealed.db").display());
+    let old = SealingKey::generate_base64();
+    let (url, k, r) = (database_url.clone(), old.clone(), redis.clone());
+    let mut first = TestApp::spawn_with(move |s| {
+        s.database.url = Some(url);
+        s.security.sealing_key = Some(key(&k));
+        s.redis = r;
+    })
+    .await;
+    first.remember_secret(old.clone());
+    let name = format!("wechat-access-token:{DEMO_APPID}");
+    let response = first
+        .http
+        .get(first.url(&format!("/internal/v1/wechat/{DEMO_APPID}/access-token")))
+        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    first.remember_secret(token.clone());
+    let sealed_by = |value: Option<Vec<u8>>| SealingKey::sealed_by(&value.unwrap());
+    let stored = first.state.shared.values.get(&name).await.unwrap();
+    assert_eq!(
+        sealed_by(stored),
+        wxlogin::crypto::SealedBy::Key(key(&old).key_id())
+    );
+    first.stop().await;
+
+    let new = SealingKey::generate_base64();
+    first.remember_secret(new.clone());
+    let wechat = first.wx.handle.base_url();
+    let both = config(
+        dir.path(),
+        &database_url,
+        &new,
+        &[&old],
+        &wechat,
+        Some(&redis),
+    );
+    let out = sealing_key(&both, &["reseal"]).await;
+    assert!(
+        out.contains("every value is sealed under the current key"),
+        "{out}"
+    );
+    let n = new.clone();
+    let second = first
+        .spawn_beside(move |s| s.security.sealing_key = Some(key(&n)))
+        .await;
+    second.remember_secret(old.clone());
+    second.remember_secret(new.clone());
+    let stored = second.state.shared.values.get(&name).await.unwrap();
+    assert_eq!(
+        sealed_by(stored),
+        wxlogin::crypto::SealedBy::Key(key(&new).key_id())
+    );
+    let response = second
+        .http
+        .get(second.url(&format!("/internal/v1/wechat/{DEMO_APPID}/access-token")))
+        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["access_token"],
+        token.as_str(),
+        "the same token, opened"
+    );
+    assert_eq!(first.wx.calls("stable_token").await, 1, "not fetched again");
 }
