@@ -56,21 +56,24 @@ pub(crate) async fn run(command: SealingKeyCommand) -> Result<(), String> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn rotate() {
+    use std::io::Write as _;
     let key = SealingKey::generate_base64();
     let id = SealingKey::parse(&key)
         .map(|k| k.key_id().to_string())
         .unwrap_or_default();
-    println!(
+    // Written rather than printed: `sealing-key rotate | head -1` closes the pipe early, which is
+    // not an error here.
+    let _ = writeln!(
+        std::io::stdout(),
         "{key}
 
 This is a new sealing key (key id {id}). Nothing was changed. To switch to it:
   1. On every instance, add the key now in security.sealing_key to
      security.previous_sealing_keys (or as a line of security.previous_sealing_keys_file).
   2. Set security.sealing_key (or the file of security.sealing_key_file) to the key above.
-  3. Restart the instances one by one with this configuration (wxlogin config check shows the
-     key ids); each seals new values under the new key and still opens the old ones.
+  3. Restart the instances one by one with this configuration (`wxlogin sealing-key status`
+     shows the current key id); each seals under the new key and still opens the old values.
   4. Run `wxlogin sealing-key reseal --config FILE` (safe while they run; run it again if it is
      interrupted), then `wxlogin sealing-key status --config FILE`.
   5. Once status shows no value under the old key id, remove the old key from
