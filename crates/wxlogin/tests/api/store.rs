@@ -67,6 +67,7 @@ on_both_backends!(
     the_first_signing_key_is_installed_once,
     signing_keys_rotate_by_compare_and_swap,
     a_signing_key_is_retired_once_and_never_later,
+    concurrent_rotations_of_one_key_have_one_winner,
     nickname_is_set_and_cleared,
     avatar_is_replaced_and_the_previous_name_returned,
     a_shared_image_stays_until_its_last_user_leaves_it,

@@ -459,3 +459,49 @@ pub(super) async fn a_signing_key_is_retired_once_and_never_later(store: Arc<dyn
         "the activation is stored; the other key untouched"
     );
 }
+
+pub(super) async fn concurrent_rotations_of_one_key_have_one_winner(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .install_signing_key(&signing_key("k1", T0), None)
+            .await
+            .unwrap()
+    );
+    let rotations: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = SigningKey {
+                    activates_at: T0 + 600_000,
+                    ..signing_key(&format!("next-{i}"), T0 + 1)
+                };
+                let won = store.install_signing_key(&key, Some("k1")).await.unwrap();
+                (key.kid, won)
+            })
+        })
+        .collect();
+    let winners: Vec<String> = futures::future::join_all(rotations)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter(|(_, won)| *won)
+        .map(|(kid, _)| kid)
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        store.current_signing_kid("ES256").await.unwrap().as_deref(),
+        Some(winners[0].as_str())
+    );
+    let kids: Vec<String> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(
+        kids,
+        ["k1".to_owned(), winners[0].clone()],
+        "the losers left nothing"
+    );
+}
