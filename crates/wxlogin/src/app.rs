@@ -151,6 +151,7 @@ pub async fn build_state(settings: Settings, clock: SharedClock) -> Result<AppSt
         &sealing,
         settings.tokens.algorithm,
         clock.unix_millis(),
+        settings.tokens.key_linger(),
     )
     .await?;
     let tokens = TokenService::new(

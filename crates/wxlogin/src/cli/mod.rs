@@ -1,5 +1,5 @@
-//! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys | audit |
-//! config check | mock-wechat`.
+//! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys |
+//! sealing-key | audit | config check | mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ mod admin_wechat;
 mod audit;
 #[cfg(feature = "simulator")]
 mod dev;
+mod keys;
+mod sealing_key;
 
 use crate::app::Application;
 use crate::config::Settings;
@@ -64,7 +66,12 @@ pub(crate) enum Command {
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
+    },
+    /// The sealing key of stored secrets: rotate, reseal, status.
+    SealingKey {
+        #[command(subcommand)]
+        command: sealing_key::SealingKeyCommand,
     },
     /// The audit log.
     Audit {
@@ -104,20 +111,6 @@ pub(crate) enum UsersCommand {
     },
     #[command(flatten)]
     Admin(admin::UsersAdmin),
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum KeysCommand {
-    /// Make a new key the one that signs access tokens. Earlier keys keep verifying and stay in
-    /// the JWKS. With `[redis]` the change is announced and running instances switch at once;
-    /// otherwise within `tokens.keyring_reload_secs`. They accept the new key's tokens at once.
-    Rotate {
-        #[arg(long, short, env = "WXLOGIN_CONFIG")]
-        config: Option<PathBuf>,
-        /// Who is rotating, for the audit log (default: $USER, else `cli`).
-        #[arg(long)]
-        actor: Option<String>,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,14 +198,8 @@ async fn run(command: Command) -> Result<(), String> {
         } => admin::users(command).await,
         Command::Sessions { command } => admin::sessions(command).await,
         Command::Wechat { command } => admin_wechat::wechat(command).await,
-        Command::Keys {
-            command: KeysCommand::Rotate { config, actor },
-        } => {
-            let actor = audit::actor(actor.as_deref())?;
-            let settings = load(config.as_deref())?;
-            crate::telemetry::init(&settings.log);
-            rotate_key(&settings, &actor).await
-        }
+        Command::Keys { command } => keys::run(command).await,
+        Command::SealingKey { command } => sealing_key::run(command).await,
         Command::Audit { command } => audit::run(command).await,
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
@@ -267,50 +254,6 @@ async fn import_users(
         "imported {} new user(s); {} number(s) already had a user; {} duplicate row(s) skipped",
         report.created, report.existing, report.duplicates
     );
-    Ok(())
-}
-
-#[allow(clippy::print_stdout)]
-async fn rotate_key(
-    settings: &Settings,
-    actor: &crate::services::audit::Actor,
-) -> Result<(), String> {
-    let sealing = settings.security.sealing_key.as_ref().ok_or(
-        "security.sealing_key (or security.sealing_key_file) is required: it seals the signing keys",
-    )?;
-    let store = crate::app::open_store(settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let clock = crate::clock::system();
-    let alg = settings.tokens.algorithm;
-    crate::tokens::load_or_create(store.as_ref(), sealing, alg, clock.unix_millis())
-        .await
-        .map_err(|e| format!("signing keys: {e}"))?;
-    // With Redis, running instances hear of the new key at once instead of at their next reload;
-    // Redis being away does not stop a rotation (the periodic reload is the backstop).
-    let shared = if settings.redis.enabled() {
-        match crate::app::open_shared_state(settings, clock.clone()).await {
-            Ok(shared) => Some(shared),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot announce the new signing key; instances switch at their next periodic reload");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let kid = crate::services::signing_keys::rotate(
-        store.as_ref(),
-        sealing,
-        alg,
-        clock.unix_millis(),
-        shared.as_ref(),
-    )
-    .await
-    .map_err(|e| format!("signing keys: {e}"))?;
-    audit::record_key_rotated(store.as_ref(), actor, &kid).await;
-    println!("{kid}");
     Ok(())
 }
 

@@ -106,6 +106,7 @@ url = "redis://cache:6379/0"
 password = "redis-password"
 [security]
 sealing_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+previous_sealing_keys = ["arYA46iEUZBTLEHp2hEJHnud57LnV5bwzc831ytNu2w="]
 [tokens]
 issuer = "https://login.example.com"
 [[apps]]

@@ -42,6 +42,8 @@ struct RawSettings {
 struct RawSecurity {
     sealing_key: Option<String>,
     sealing_key_file: Option<PathBuf>,
+    previous_sealing_keys: Vec<String>,
+    previous_sealing_keys_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +160,11 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
     )?
     .map(|text| SealingKey::parse(&text).map_err(|e| invalid_secret("security.sealing_key", e)))
     .transpose()?;
+    let sealing_key = with_previous_sealing_keys(
+        sealing_key,
+        raw.security.previous_sealing_keys,
+        raw.security.previous_sealing_keys_file,
+    )?;
 
     let redis = RedisSettings {
         password: secret_text(
@@ -239,6 +246,47 @@ fn secret_text(
         },
         (None, None) => Ok(None),
     }
+}
+
+/// The keys of `security.previous_sealing_keys` (inline, or one per line of the file) open what
+/// they sealed; the current key seals.
+fn with_previous_sealing_keys(
+    current: Option<SealingKey>,
+    inline: Vec<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<SealingKey>, ConfigError> {
+    const KEY: &str = "security.previous_sealing_keys";
+    let texts: Vec<String> = match (inline.is_empty(), file) {
+        (false, Some(_)) => {
+            return Err(ConfigError::SecretTwice {
+                key: KEY.to_owned(),
+            });
+        }
+        (_, Some(path)) => secret_text(KEY, None, Some(path))?
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect(),
+        (_, None) => inline,
+    };
+    if texts.is_empty() {
+        return Ok(current);
+    }
+    let Some(current) = current else {
+        return Err(ConfigError::invalid(
+            KEY,
+            "needs security.sealing_key (or sealing_key_file): the previous keys only open, the \
+             current one seals",
+        ));
+    };
+    let mut previous = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        let key = SealingKey::parse(text).map_err(|e| invalid_secret(&format!("{KEY}[{i}]"), e))?;
+        previous.push(key);
+    }
+    Ok(Some(current.with_previous(previous)))
 }
 
 fn invalid_secret(key: &str, e: InvalidSecret) -> ConfigError {

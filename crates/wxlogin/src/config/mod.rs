@@ -364,6 +364,23 @@ pub struct TokenSettings {
     /// events); this bounds how late a change made behind its back (SQL) or an event lost with
     /// the connection to Redis is honoured.
     pub session_cache_ms: u64,
+    /// How long, in seconds, a rotated key is published before it signs (`wxlogin keys rotate`):
+    /// long enough for every instance to reload its keyring (`keyring_reload_secs`) and for
+    /// verifiers' cached JWKS to expire (the JWKS is served with `max-age=300`).
+    pub key_publish_secs: u64,
+}
+
+impl TokenSettings {
+    /// How long a key stays published after it stopped signing: its last token's lifetime plus
+    /// the clock-skew leeway.
+    pub fn key_linger(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.access_ttl_secs.saturating_add(self.leeway_secs))
+    }
+
+    /// `key_publish_secs` as a duration.
+    pub fn key_publish(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.key_publish_secs)
+    }
 }
 
 impl Default for TokenSettings {
@@ -378,6 +395,7 @@ impl Default for TokenSettings {
             leeway_secs: 30,
             keyring_reload_secs: 300,
             session_cache_ms: 1_000,
+            key_publish_secs: 600,
         }
     }
 }

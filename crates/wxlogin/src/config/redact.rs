@@ -120,6 +120,9 @@ struct RedisView {
 struct SecurityView {
     #[serde(skip_serializing_if = "Option::is_none")]
     sealing_key: Option<&'static str>,
+    /// Redacted, each with its key id (`wxlogin sealing-key status` counts values by id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    previous_sealing_keys: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -133,6 +136,7 @@ struct TokensView {
     leeway_secs: u64,
     keyring_reload_secs: u64,
     session_cache_ms: u64,
+    key_publish_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -227,6 +231,17 @@ fn view(s: &Settings) -> View {
         },
         security: SecurityView {
             sealing_key: s.security.sealing_key.as_ref().map(|_| REDACTED),
+            previous_sealing_keys: s
+                .security
+                .sealing_key
+                .as_ref()
+                .map(|k| {
+                    k.previous_key_ids()
+                        .iter()
+                        .map(|id| format!("{REDACTED} (key id {id})"))
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         tokens: TokensView {
             issuer: s.issuer(),
@@ -238,6 +253,7 @@ fn view(s: &Settings) -> View {
             leeway_secs: s.tokens.leeway_secs,
             keyring_reload_secs: s.tokens.keyring_reload_secs,
             session_cache_ms: s.tokens.session_cache_ms,
+            key_publish_secs: s.tokens.key_publish_secs,
         },
         wechat: WechatView {
             base_url: s.wechat.base_url.clone(),

@@ -413,3 +413,59 @@ fn redis_settings_are_checked() {
         assert!(!e.contains("cache:6379"), "{e}");
     }
 }
+
+#[test]
+fn previous_sealing_keys_open_from_the_list_or_a_file_and_need_a_current_key() {
+    let old = crate::crypto::SealingKey::generate_base64();
+    let older = crate::crypto::SealingKey::generate_base64();
+    let id = |text: &str| {
+        crate::crypto::SealingKey::parse(text)
+            .unwrap()
+            .key_id()
+            .to_string()
+    };
+    let s = Settings::from_toml_str(&format!(
+        "[security]\nsealing_key = \"{SEALING_KEY}\"\nprevious_sealing_keys = [\"{old}\", \"{older}\"]\n"
+    ))
+    .unwrap();
+    let key = s.security.sealing_key.as_ref().unwrap();
+    assert_eq!(key.key_id().to_string(), id(SEALING_KEY));
+    let previous: Vec<String> = key
+        .previous_key_ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(previous, [id(&old), id(&older)]);
+    let shown = s.to_redacted_toml();
+    assert!(
+        !shown.contains(&old) && !shown.contains(SEALING_KEY),
+        "{shown}"
+    );
+    assert!(shown.contains(&id(&old)), "the ids are shown: {shown}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("previous");
+    std::fs::write(&path, format!("# retired 2026-01\n{old}\n\n{older}\n")).unwrap();
+    let s = Settings::from_toml_str(&format!(
+        "[security]\nsealing_key = \"{SEALING_KEY}\"\nprevious_sealing_keys_file = {:?}\n",
+        path.display().to_string()
+    ))
+    .unwrap();
+    assert_eq!(s.security.sealing_key.unwrap().previous_key_ids().len(), 2);
+
+    let e = error(&format!(
+        "[security]\nprevious_sealing_keys = [\"{old}\"]\n"
+    ));
+    assert!(
+        e.starts_with("security.previous_sealing_keys: needs"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "[security]\nsealing_key = \"{SEALING_KEY}\"\nprevious_sealing_keys = [\"{old}\", \"hunter2-secret\"]\n"
+    ));
+    assert!(
+        e.starts_with("security.previous_sealing_keys[1]: must be 32 bytes"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+}

@@ -82,6 +82,7 @@ pub(super) const MAX_LEEWAY_SECS: u64 = 300;
 pub(super) const MAX_ACCESS_TTL_SECS: u64 = 86_400;
 pub(super) const MAX_REFRESH_GRACE_SECS: u64 = 300;
 pub(super) const MAX_KEYRING_RELOAD_SECS: u64 = 86_400;
+pub(super) const MAX_KEY_PUBLISH_SECS: u64 = 604_800;
 
 fn tokens(s: &Settings) -> Result<(), ConfigError> {
     let t = &s.tokens;
@@ -110,6 +111,12 @@ fn tokens(s: &Settings) -> Result<(), ConfigError> {
         t.keyring_reload_secs,
         1,
         MAX_KEYRING_RELOAD_SECS,
+    )?;
+    within(
+        "tokens.key_publish_secs",
+        t.key_publish_secs,
+        0,
+        MAX_KEY_PUBLISH_SECS,
     )?;
     // At most a second: logouts and bans must hold on every instance within one.
     within("tokens.session_cache_ms", t.session_cache_ms, 0, 1_000)

@@ -9,7 +9,7 @@ mod seal;
 mod signature;
 
 pub use open_data::{OpenData, OpenDataError, Watermark, decrypt_open_data, open_open_data};
-pub use seal::{SealError, SealingKey};
+pub use seal::{SESSION_KEY_PURPOSE, SealError, SealedBy, SealingKey, SealingKeyId};
 pub use signature::{
     login_state_signature, verify_login_state_signature, verify_raw_data_signature,
 };

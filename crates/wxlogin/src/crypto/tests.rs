@@ -197,7 +197,8 @@ fn sealed_session_key_opens_only_for_its_identity_and_key() {
         other
             .open(&sealed, "wx0000000000000001", "oAAAA")
             .unwrap_err(),
-        SealError::Open
+        SealError::UnknownKey,
+        "the value names a key the other does not have"
     );
     let mut flipped = sealed.clone();
     *flipped.last_mut().unwrap() ^= 1;

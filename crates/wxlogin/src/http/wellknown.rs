@@ -19,8 +19,9 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
     responses((status = 200, description = "A JWK set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let keyring = state.tokens.keyring();
-    let mut response = axum::Json(keyring.jwks().clone()).into_response();
+    // Pending keys (published before they sign) included; retired ones gone, by this server's clock.
+    let jwks = state.tokens.keyring().jwks_at(state.now_millis());
+    let mut response = axum::Json(jwks).into_response();
     response.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

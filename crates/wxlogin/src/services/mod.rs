@@ -11,7 +11,10 @@
 //!   of avatar files from before avatars were kept in the database;
 //! - `rate_limits`: `[rate_limits]` applied, 429 `rate_limited` with `Retry-After`;
 //! - `wechat_tokens`: WeChat access tokens shared by the instances, and their background renewal;
-//! - `signing_keys`: signing-key rotation announced to every instance, and the reload on hearing it;
+//! - `signing_keys`: signing-key rotation and retirement announced to every instance, and the
+//!   reload on hearing it;
+//! - `resealing`: every stored sealed value sealed again under the current sealing key, and
+//!   counted by the key that sealed it;
 //! - `monitoring`: what `GET /metrics` shows, with the live-session gauge counted at most once a
 //!   minute;
 //! - `admin`: the operator's actions (`wxlogin users`, `sessions`, `wechat access-token`), one
@@ -30,6 +33,7 @@ pub(crate) mod monitoring;
 pub(crate) mod phone;
 pub(crate) mod profile;
 pub(crate) mod rate_limits;
+pub(crate) mod resealing;
 pub mod retention;
 pub(crate) mod session_key;
 pub(crate) mod sessions;

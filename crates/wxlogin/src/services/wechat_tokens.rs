@@ -24,7 +24,7 @@ const LEASE_TTL: Duration = Duration::from_secs(20);
 /// holder's lease has expired, so a waiter only gets here when others keep taking it.
 const LEASE_WAIT: Duration = LEASE_TTL;
 /// The associated data's purpose: a sealed token opens only as an access token of its appid.
-const PURPOSE: &str = "wechat_access_token";
+pub(crate) const PURPOSE: &str = "wechat_access_token";
 
 fn name(appid: &AppId) -> String {
     format!("wechat-access-token:{appid}")
@@ -86,6 +86,71 @@ impl SharedAccessTokens {
             leases: self.shared.leases.clone(),
             lease: Some(lease),
         })
+    }
+}
+
+/// What [`SharedAccessTokens::reseal`] did with an app's shared token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedReseal {
+    /// No shared token (or it expired meanwhile).
+    Absent,
+    /// Sealed under the current key already.
+    Current,
+    /// Sealed again under the current key.
+    Resealed,
+    /// Replaced by another writer meanwhile (who sealed it under its own key).
+    Changed,
+    /// An instance holds the fetch lease: try again.
+    Busy,
+    /// Opens with no configured key; the next fetch overwrites it.
+    Unreadable,
+}
+
+impl SharedAccessTokens {
+    /// The app's shared value as stored (sealed), for counting values by key.
+    pub async fn sealed(&self, appid: &AppId) -> Result<Option<Vec<u8>>, SharedError> {
+        self.shared.values.get(&name(appid)).await
+    }
+
+    /// Seals the app's shared token again under the current key, keeping its expiry. Under the
+    /// app's fetch lease, the lock every instance takes to publish the value, and only while the
+    /// value is still the one read: a token an instance published meanwhile is never replaced.
+    pub async fn reseal(&self, appid: &AppId) -> Result<SharedReseal, SharedError> {
+        let Some(sealed) = self.sealed(appid).await? else {
+            return Ok(SharedReseal::Absent);
+        };
+        if self.sealing.is_current(&sealed) {
+            return Ok(SharedReseal::Current);
+        }
+        let Some(token) = self.open(appid, &sealed) else {
+            return Ok(SharedReseal::Unreadable);
+        };
+        let Some(lease) = self
+            .shared
+            .leases
+            .try_acquire(&name(appid), LEASE_TTL)
+            .await?
+        else {
+            return Ok(SharedReseal::Busy);
+        };
+        let outcome = async {
+            if self.sealed(appid).await?.as_deref() != Some(sealed.as_slice()) {
+                return Ok(SharedReseal::Changed);
+            }
+            let left = token.expires_at_ms.saturating_sub(self.clock.unix_millis());
+            if left <= 0 {
+                return Ok(SharedReseal::Absent);
+            }
+            let ttl = Duration::from_millis(left.unsigned_abs());
+            let resealed = self.seal(appid, &token);
+            self.shared.values.set(&name(appid), &resealed, ttl).await?;
+            Ok(SharedReseal::Resealed)
+        }
+        .await;
+        if let Err(e) = self.shared.leases.release(&lease).await {
+            tracing::warn!(error = %e, "cannot release the access-token lease; it expires by itself");
+        }
+        outcome
     }
 }
 

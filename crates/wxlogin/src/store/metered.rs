@@ -96,4 +96,12 @@ metered! {
     fn purge_ended_session_tokens(now: i64, limit: u32) -> u64;
     fn purge_sessions_expired_before(before: i64, limit: u32) -> u64;
     fn purge_expired_login_tickets(now: i64, limit: u32) -> u64;
+    // Signing-key lifecycle.
+    fn retire_signing_key(kid: &str, now: i64) -> bool;
+    // Sealing-key reseal.
+    fn sealed_identity_keys(after: Option<(&str, &str)>, limit: u32) -> Vec<(String, String, Vec<u8>)>;
+    fn reseal_identity_key(appid: &str, openid: &str, old: &[u8], new: &[u8]) -> bool;
+    fn sealed_ticket_keys(after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, String, String, Vec<u8>)>;
+    fn reseal_ticket_key(hash: &[u8], old: &[u8], new: &[u8]) -> bool;
+    fn reseal_signing_key(kid: &str, old: &[u8], new: &[u8]) -> bool;
 }

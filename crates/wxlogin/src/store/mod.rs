@@ -114,7 +114,12 @@ pub struct SigningKey {
     /// The public JWK as JSON text.
     pub public_jwk: String,
     pub created_at: i64,
-    /// After this, the key no longer signs; it stays in the JWKS until its tokens have expired.
+    /// When it starts signing (Unix ms); published in the JWKS from its creation. It signs until
+    /// the next key of its algorithm activates.
+    pub activates_at: i64,
+    /// Set when an operator retired it early (`wxlogin keys retire`): from then on it is neither
+    /// published nor accepted. Otherwise it retires by itself once the last token it signed has
+    /// expired (`crate::tokens`).
     pub retired_at: Option<i64>,
 }
 
@@ -446,4 +451,48 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Deletes at most `limit` login tickets expired at `now`; returns how many.
     async fn purge_expired_login_tickets(&self, now: i64, limit: u32) -> Result<u64, StoreError>;
+    // Signing-key lifecycle (`wxlogin keys retire`).
+    /// Retires the key at `now` (it leaves the JWKS and stops verifying), unless it was retired
+    /// at or before `now` already; `false` when nothing changed (no such key, or retired before).
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError>;
+
+    // Sealing-key reseal (`wxlogin sealing-key reseal`): every sealed value read in key order, a
+    // page at a time, and replaced only while it is still the value read (compare and swap), so
+    // that a session key a login wrote meanwhile is never overwritten.
+    /// `(appid, openid, sealed_session_key)` of the identities after `after` in (appid, openid)
+    /// order, at most `limit`.
+    async fn sealed_identity_keys(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+    /// Replaces the identity's sealed session key with `new` if it is still `old`.
+    async fn reseal_identity_key(
+        &self,
+        appid: &str,
+        openid: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// `(hash, appid, openid, sealed_session_key)` of the login tickets after `after` in hash
+    /// order, at most `limit`.
+    async fn sealed_ticket_keys(
+        &self,
+        after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, String, String, Vec<u8>)>, StoreError>;
+    /// Replaces the ticket's sealed session key with `new` if it is still `old`.
+    async fn reseal_ticket_key(
+        &self,
+        hash: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Replaces the signing key's sealed private key with `new` if it is still `old`.
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
 }

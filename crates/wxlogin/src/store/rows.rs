@@ -174,6 +174,7 @@ pub(super) struct SigningKeyRow {
     sealed_private_key: Vec<u8>,
     public_jwk: String,
     created_at: i64,
+    activates_at: i64,
     retired_at: Option<i64>,
 }
 
@@ -185,6 +186,7 @@ impl From<SigningKeyRow> for SigningKey {
             sealed_private_key: row.sealed_private_key,
             public_jwk: row.public_jwk,
             created_at: row.created_at,
+            activates_at: row.activates_at,
             retired_at: row.retired_at,
         }
     }

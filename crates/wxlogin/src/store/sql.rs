@@ -422,8 +422,8 @@ where
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
         let rows = sqlx::query_as::<_, SigningKeyRow>(
-            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, retired_at \
-             FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, activates_at, \
+             retired_at FROM signing_keys ORDER BY created_at, kid",
         )
         .fetch_all(self.pool())
         .await
@@ -468,7 +468,7 @@ where
             )
             .bind(key.alg.as_str())
             .bind(key.kid.as_str())
-            .bind(key.created_at)
+            .bind(key.activates_at)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?,
@@ -477,7 +477,7 @@ where
             )
             .bind(key.alg.as_str())
             .bind(key.kid.as_str())
-            .bind(key.created_at)
+            .bind(key.activates_at)
             .bind(previous)
             .execute(&mut *tx)
             .await
@@ -1032,6 +1032,114 @@ where
         .map_err(db_error)?;
         Ok(B::rows_affected(&done))
     }
+
+    // Signing-key lifecycle (`wxlogin keys retire`).
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $2 \
+             WHERE kid = $1 AND (retired_at IS NULL OR retired_at > $2)",
+        )
+        .bind(kid)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    // Sealing-key reseal (`wxlogin sealing-key reseal`).
+    async fn sealed_identity_keys(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let (appid, openid) = after.unwrap_or(("", ""));
+        sqlx::query_as(
+            "SELECT appid, openid, sealed_session_key FROM wechat_identities \
+             WHERE (appid, openid) > ($1, $2) ORDER BY appid, openid LIMIT $3",
+        )
+        .bind(appid)
+        .bind(openid)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)
+    }
+
+    async fn reseal_identity_key(
+        &self,
+        appid: &str,
+        openid: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE wechat_identities SET sealed_session_key = $4 \
+             WHERE appid = $1 AND openid = $2 AND sealed_session_key = $3",
+        )
+        .bind(appid)
+        .bind(openid)
+        .bind(old)
+        .bind(new)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn sealed_ticket_keys(
+        &self,
+        after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, String, String, Vec<u8>)>, StoreError> {
+        sqlx::query_as(
+            "SELECT hash, appid, openid, sealed_session_key FROM login_tickets \
+             WHERE hash > $1 ORDER BY hash LIMIT $2",
+        )
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)
+    }
+
+    async fn reseal_ticket_key(
+        &self,
+        hash: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE login_tickets SET sealed_session_key = $3 \
+             WHERE hash = $1 AND sealed_session_key = $2",
+        )
+        .bind(hash)
+        .bind(old)
+        .bind(new)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET sealed_private_key = $3 \
+             WHERE kid = $1 AND sealed_private_key = $2",
+        )
+        .bind(kid)
+        .bind(old)
+        .bind(new)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
 }
 
 /// A row of `search_users`: the user and how many identities it has.
@@ -1177,13 +1285,14 @@ where
 {
     sqlx::query(
         "INSERT INTO signing_keys \
-         (kid, alg, sealed_private_key, public_jwk, created_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         (kid, alg, sealed_private_key, public_jwk, created_at, activates_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(key.kid.as_str())
     .bind(key.alg.as_str())
     .bind(key.sealed_private_key.as_slice())
     .bind(key.public_jwk.as_str())
     .bind(key.created_at)
+    .bind(key.activates_at)
     .bind(key.retired_at)
 }

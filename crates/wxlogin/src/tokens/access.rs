@@ -88,32 +88,41 @@ const VERIFIED_SHARDS: usize = 16;
 const VERIFIED_MAX: usize = 10_000;
 
 /// Tokens whose signature and fixed claims (`iss`, `aud`, `typ`, algorithm, kid) verified under the
-/// current keyring, by their exact text. What a token says cannot change, so only the checks
-/// against the clock (`exp`, `iat`, `nbf`) run again; a new keyring (a key retired or rotated)
-/// empties it. Only tokens that verified get in, so a flood of forgeries adds nothing.
+/// current keyring, by their exact text, with the moment their key retires. What a token says
+/// cannot change, so only the checks against the clock (`exp`, `iat`, `nbf`, the key's scheduled
+/// retirement) run again; a new keyring (a key retired early, rotated, reloaded) empties it. Only
+/// tokens that verified get in, so a flood of forgeries adds nothing.
 #[derive(Debug, Default)]
 struct Verified {
     hasher: RandomState,
-    shards: [Mutex<HashMap<Box<str>, AccessClaims>>; VERIFIED_SHARDS],
+    shards: [Mutex<HashMap<Box<str>, VerifiedToken>>; VERIFIED_SHARDS],
+}
+
+#[derive(Debug, Clone)]
+struct VerifiedToken {
+    claims: AccessClaims,
+    /// When the signing key retires (Unix ms): from then on the token is refused like any other
+    /// token of an unknown key.
+    key_retires_at: Option<i64>,
 }
 
 impl Verified {
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, AccessClaims>> {
+    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, VerifiedToken>> {
         let index = usize::try_from(self.hasher.hash_one(token)).unwrap_or(0) % VERIFIED_SHARDS;
         &self.shards[index]
     }
 
-    fn get(&self, token: &str) -> Option<AccessClaims> {
+    fn get(&self, token: &str) -> Option<VerifiedToken> {
         let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
         shard.get(token).cloned()
     }
 
-    fn put(&self, token: &str, claims: &AccessClaims) {
+    fn put(&self, token: &str, verified: &VerifiedToken) {
         let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= VERIFIED_MAX / VERIFIED_SHARDS {
             shard.clear();
         }
-        shard.insert(token.into(), claims.clone());
+        shard.insert(token.into(), verified.clone());
     }
 
     fn clear(&self) {
@@ -160,7 +169,7 @@ impl TokenService {
         now_secs: i64,
     ) -> Result<IssuedAccessToken, TokenError> {
         let keyring = self.keyring();
-        let key = keyring.current();
+        let key = keyring.signing_key(now_secs.saturating_mul(1000));
         let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX);
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
@@ -188,21 +197,31 @@ impl TokenService {
 
     /// Checks signature and claims. Revocation (session, ban) is the caller's next step.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccessClaims, TokenError> {
-        let claims = match self.verified.get(token) {
-            Some(claims) => claims,
+        let now_millis = now_secs.saturating_mul(1000);
+        let verified = match self.verified.get(token) {
+            Some(verified) => verified,
             None => {
                 let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-                let claims = self.verify_signed(token, &keyring)?;
+                let verified = self.verify_signed(token, &keyring, now_millis)?;
                 // Under the keyring's read lock, so a replacement cannot slip in between.
-                self.verified.put(token, &claims);
-                claims
+                self.verified.put(token, &verified);
+                verified
             }
         };
-        self.check_times(claims, now_secs)
+        if verified.key_retires_at.is_some_and(|at| at <= now_millis) {
+            return Err(TokenError::UnknownKey);
+        }
+        self.check_times(verified.claims, now_secs)
     }
 
-    /// The signature and the claims that do not depend on the time.
-    fn verify_signed(&self, token: &str, keyring: &Keyring) -> Result<AccessClaims, TokenError> {
+    /// The signature and the claims that do not depend on the time, by a key published at
+    /// `now_millis`.
+    fn verify_signed(
+        &self,
+        token: &str,
+        keyring: &Keyring,
+        now_millis: i64,
+    ) -> Result<VerifiedToken, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != self.settings.alg.jwt() {
             return Err(TokenError::WrongAlgorithm);
@@ -210,11 +229,11 @@ impl TokenService {
         if header.typ.as_deref() != Some(TYP) {
             return Err(TokenError::WrongType);
         }
-        let key = header
+        let (key, schedule) = header
             .kid
             .as_deref()
-            .and_then(|kid| keyring.get(kid))
-            .filter(|key| key.alg() == self.settings.alg)
+            .and_then(|kid| keyring.get_at(kid, now_millis))
+            .filter(|(key, _)| key.alg() == self.settings.alg)
             .ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(self.settings.alg.jwt());
         validation.set_issuer(&[&self.settings.issuer]);
@@ -225,7 +244,10 @@ impl TokenService {
         validation.validate_nbf = false;
         validation.leeway = 0;
         jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &validation)
-            .map(|data| data.claims)
+            .map(|data| VerifiedToken {
+                claims: data.claims,
+                key_retires_at: schedule.retires_at,
+            })
             .map_err(|_| TokenError::Invalid)
     }
 
@@ -253,7 +275,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::tokens::keys::KeyPair;
+    use crate::tokens::keys::{KeyPair, KeySchedule};
 
     fn service() -> TokenService {
         let settings = AccessTokenSettings {
@@ -298,6 +320,56 @@ mod tests {
         let other = KeyPair::generate(SigningAlg::Es256).unwrap();
         tokens.replace_keyring(Keyring::new(other, []));
         assert_eq!(tokens.verify(&token, 1_000), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_from_the_moment_its_key_retires() {
+        let tokens = service();
+        let old = KeyPair::from_pkcs8(
+            SigningAlg::Es256,
+            tokens.keyring().current().pkcs8().to_vec(),
+        )
+        .unwrap();
+        let token = issue(&tokens, 1_000);
+        let new = KeyPair::generate(SigningAlg::Es256).unwrap();
+        let new_kid = new.kid().to_owned();
+        // The old key stops signing at 1_100 s and retires at 1_200 s; the token lives to 1_900.
+        let keyring = Keyring::scheduled(
+            vec![
+                (
+                    old,
+                    KeySchedule {
+                        activates_at: 0,
+                        retires_at: Some(1_200_000),
+                    },
+                ),
+                (
+                    new,
+                    KeySchedule {
+                        activates_at: 1_100_000,
+                        retires_at: None,
+                    },
+                ),
+            ],
+            1_000_000,
+        )
+        .unwrap();
+        tokens.replace_keyring(keyring);
+        assert!(tokens.verify(&token, 1_050).is_ok(), "verified, remembered");
+        assert_ne!(kid_of(&issue(&tokens, 1_099)), new_kid, "pending: not yet");
+        assert_eq!(kid_of(&issue(&tokens, 1_100)), new_kid, "activated");
+        assert!(tokens.verify(&token, 1_199).is_ok(), "still published");
+        assert_eq!(
+            tokens.verify(&token, 1_200),
+            Err(TokenError::UnknownKey),
+            "the remembered verification does not outlive the key"
+        );
+        assert_eq!(tokens.keyring().jwks_at(1_200_000).keys.len(), 1);
+        assert_eq!(tokens.keyring().jwks_at(1_000_000).keys.len(), 2);
+    }
+
+    fn kid_of(token: &str) -> String {
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
     }
 
     #[test]

@@ -176,47 +176,134 @@ impl KeyPair {
     }
 }
 
-/// The key that signs now and every key whose tokens may still be in circulation.
+/// When a key of a keyring signs and is published (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// From then on it signs, until a key with a later activation that has passed takes over;
+    /// before, it is published (pending) but does not sign.
+    pub activates_at: i64,
+    /// From then on it is neither published nor accepted; `None`: not scheduled.
+    pub retires_at: Option<i64>,
+}
+
+impl KeySchedule {
+    /// Signs from the beginning of time, never retires.
+    pub const ALWAYS: Self = Self {
+        activates_at: i64::MIN,
+        retires_at: None,
+    };
+
+    fn published_at(&self, now_millis: i64) -> bool {
+        self.retires_at.is_none_or(|at| now_millis < at)
+    }
+}
+
+/// The keys of one algorithm with their schedules: which signs and which are published is decided
+/// at the time asked, by the caller's clock, so that every instance switches from the stored times
+/// alone, without a reload at the moment of activation or retirement.
 #[derive(Debug, Clone)]
 pub struct Keyring {
-    current: Arc<KeyPair>,
-    by_kid: HashMap<String, Arc<KeyPair>>,
-    jwks: JwkSet,
+    /// By activation, then kid.
+    keys: Vec<(Arc<KeyPair>, KeySchedule)>,
+    by_kid: HashMap<String, usize>,
+    /// The time the keyring was built for (`current`, `jwks`).
+    loaded_at: i64,
 }
 
 impl Keyring {
     /// `current` signs; `previous` keys only verify (and stay published) until they are dropped.
     pub fn new(current: KeyPair, previous: impl IntoIterator<Item = KeyPair>) -> Self {
-        let current = Arc::new(current);
-        let mut by_kid = HashMap::new();
-        by_kid.insert(current.kid.clone(), current.clone());
-        for key in previous {
-            by_kid
-                .entry(key.kid.clone())
-                .or_insert_with(|| Arc::new(key));
-        }
-        let mut keys: Vec<&Arc<KeyPair>> = by_kid.values().collect();
-        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
-        let jwks = JwkSet {
-            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+        let mut keys: Vec<(KeyPair, KeySchedule)> = previous
+            .into_iter()
+            .filter(|k| k.kid != current.kid)
+            .map(|k| (k, KeySchedule::ALWAYS))
+            .collect();
+        let signs = KeySchedule {
+            activates_at: i64::MIN + 1,
+            retires_at: None,
         };
-        Self {
-            current,
+        keys.push((current, signs));
+        Self::scheduled(keys, 0).unwrap_or_else(|| unreachable!("one key at least"))
+    }
+
+    /// The keys with their schedules, as of `now_millis`, in the order they were installed;
+    /// `None` without a key.
+    pub fn scheduled(keys: Vec<(KeyPair, KeySchedule)>, now_millis: i64) -> Option<Self> {
+        let mut keys: Vec<(Arc<KeyPair>, KeySchedule)> = keys
+            .into_iter()
+            .map(|(key, schedule)| (Arc::new(key), schedule))
+            .collect();
+        // Stable: keys activating at one moment keep the order given (`key_statuses`: the later
+        // created after the earlier).
+        keys.sort_by_key(|(_, schedule)| schedule.activates_at);
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|(key, _)| seen.insert(key.kid.clone()));
+        if keys.is_empty() {
+            return None;
+        }
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key.kid.clone(), i))
+            .collect();
+        Some(Self {
+            keys,
             by_kid,
-            jwks,
+            loaded_at: now_millis,
+        })
+    }
+
+    /// The key that signs at `now_millis`: of the published keys, the one with the latest
+    /// activation that has passed. Should no activation have passed (a clock behind the one that
+    /// created the first key), the earliest published key; should none be published, the last.
+    pub fn signing_key(&self, now_millis: i64) -> &KeyPair {
+        let published = || self.keys.iter().filter(|(_, s)| s.published_at(now_millis));
+        let (key, _) = published()
+            .rev()
+            .find(|(_, s)| s.activates_at <= now_millis)
+            .or_else(|| published().next())
+            .or_else(|| self.keys.last())
+            .unwrap_or_else(|| unreachable!("a keyring has a key"));
+        key
+    }
+
+    /// The signing key when the keyring was loaded (for logs and tests; signing asks
+    /// [`Keyring::signing_key`] with the time of the token).
+    pub fn current(&self) -> &KeyPair {
+        self.signing_key(self.loaded_at)
+    }
+
+    /// The key of this kid if it is published (and so verifies) at `now_millis`, with the moment
+    /// it retires.
+    pub fn get_at(&self, kid: &str, now_millis: i64) -> Option<(&KeyPair, KeySchedule)> {
+        let (key, schedule) = &self.keys[*self.by_kid.get(kid)?];
+        schedule
+            .published_at(now_millis)
+            .then_some((key.as_ref(), *schedule))
+    }
+
+    /// The key of this kid whatever its schedule.
+    pub fn get(&self, kid: &str) -> Option<&KeyPair> {
+        self.by_kid.get(kid).map(|&i| self.keys[i].0.as_ref())
+    }
+
+    /// The public keys published at `now_millis`, pending ones included, for
+    /// `/.well-known/jwks.json`.
+    pub fn jwks_at(&self, now_millis: i64) -> JwkSet {
+        let mut keys: Vec<&Arc<KeyPair>> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| s.published_at(now_millis))
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        JwkSet {
+            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
         }
     }
 
-    pub fn current(&self) -> &KeyPair {
-        &self.current
-    }
-
-    pub fn get(&self, kid: &str) -> Option<&KeyPair> {
-        self.by_kid.get(kid).map(|k| k.as_ref())
-    }
-
-    /// The public keys, for `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> &JwkSet {
-        &self.jwks
+    /// The public keys published when the keyring was loaded.
+    pub fn jwks(&self) -> JwkSet {
+        self.jwks_at(self.loaded_at)
     }
 }

@@ -7,13 +7,15 @@ mod refresh;
 mod signing;
 
 pub use access::{AccessClaims, AccessTokenSettings, IssuedAccessToken, TokenError, TokenService};
-pub use keys::{KeyPair, Keyring, SigningAlg};
+pub use keys::{KeyPair, KeySchedule, Keyring, SigningAlg};
 pub use refresh::{
     RefreshTokenText, generate_login_ticket, generate_refresh_token, hash_login_ticket,
     hash_refresh_token,
 };
+pub use signing::PURPOSE as SIGNING_KEY_PURPOSE;
 pub use signing::{
-    KeyringError, KeyringReloader, UNKNOWN_KID_RELOAD_INTERVAL, load_or_create, rotate,
+    KeyState, KeyStatus, KeyringError, KeyringReloader, Rotated, UNKNOWN_KID_RELOAD_INTERVAL,
+    key_statuses, load_or_create, rotate,
 };
 
 /// Selects aws-lc as jsonwebtoken's crypto backend for the process. jsonwebtoken panics on first use

@@ -205,3 +205,95 @@ fn keys_round_trip_through_pkcs8_with_a_stable_thumbprint_kid() {
     let ed = KeyPair::generate(SigningAlg::EdDsa).unwrap();
     assert!(KeyPair::from_pkcs8(SigningAlg::Es256, ed.pkcs8().to_vec()).is_err());
 }
+
+fn stored(kid: &str, alg: &str, created_at: i64, activates_at: i64) -> crate::store::SigningKey {
+    crate::store::SigningKey {
+        kid: kid.into(),
+        alg: alg.into(),
+        sealed_private_key: vec![],
+        public_jwk: String::new(),
+        created_at,
+        activates_at,
+        retired_at: None,
+    }
+}
+
+fn states(keys: &[KeyStatus]) -> Vec<(&str, KeyState)> {
+    keys.iter().map(|k| (k.kid.as_str(), k.state)).collect()
+}
+
+#[test]
+fn a_key_is_pending_then_current_then_published_then_retired() {
+    let linger = Duration::from_secs(930);
+    let records = [
+        stored("a", "ES256", 1_000, 1_000),
+        stored("b", "ES256", 2_000, 602_000),
+    ];
+    let at = |now| key_statuses(&records, now, linger);
+    assert_eq!(
+        states(&at(2_000)),
+        [("a", KeyState::Current), ("b", KeyState::Pending)]
+    );
+    let before = at(2_000);
+    assert_eq!(before[0].superseded_at, Some(602_000));
+    assert_eq!(before[0].retires_at, Some(602_000 + 930_000));
+    assert_eq!(before[1].superseded_at, None);
+    assert_eq!(before[1].retires_at, None);
+    assert_eq!(
+        states(&at(602_000)),
+        [("a", KeyState::Published), ("b", KeyState::Current)]
+    );
+    assert_eq!(
+        states(&at(602_000 + 929_999)),
+        [("a", KeyState::Published), ("b", KeyState::Current)]
+    );
+    assert_eq!(
+        states(&at(602_000 + 930_000)),
+        [("a", KeyState::Retired), ("b", KeyState::Current)]
+    );
+}
+
+#[test]
+fn an_early_retirement_wins_and_algorithms_do_not_supersede_each_other() {
+    let linger = Duration::from_secs(930);
+    let mut a = stored("a", "ES256", 1_000, 1_000);
+    a.retired_at = Some(700_000);
+    let records = [
+        a,
+        stored("b", "ES256", 2_000, 602_000),
+        stored("e", "EdDSA", 3_000, 3_000),
+    ];
+    let keys = key_statuses(&records, 650_000, linger);
+    assert_eq!(
+        states(&keys),
+        [
+            ("a", KeyState::Published),
+            ("b", KeyState::Current),
+            ("e", KeyState::Current)
+        ]
+    );
+    assert_eq!(keys[0].retires_at, Some(700_000), "earlier than its linger");
+    assert_eq!(keys[2].superseded_at, None);
+    assert_eq!(
+        states(&key_statuses(&records, 700_000, linger))[0],
+        ("a", KeyState::Retired)
+    );
+}
+
+#[test]
+fn of_keys_activating_together_the_later_created_signs_and_a_clock_behind_still_signs() {
+    let linger = Duration::from_secs(930);
+    let records = [
+        stored("z", "ES256", 1_001, 1_000),
+        stored("y", "ES256", 1_002, 1_000),
+    ];
+    assert_eq!(
+        states(&key_statuses(&records, 5_000, linger)),
+        [("z", KeyState::Published), ("y", KeyState::Current)]
+    );
+    // A clock behind every activation: the earliest key signs rather than none.
+    assert_eq!(
+        states(&key_statuses(&records, 500, linger)),
+        [("z", KeyState::Current), ("y", KeyState::Pending)]
+    );
+}

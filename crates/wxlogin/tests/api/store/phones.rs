@@ -175,3 +175,80 @@ pub(super) async fn login_tickets_keep_their_attempts(store: Arc<dyn Store>) {
     let taken = store.take_login_ticket(&tried.hash, T0 + 1).await.unwrap();
     assert_eq!(taken.unwrap().attempts, 4);
 }
+
+pub(super) async fn sealed_values_are_paged_and_replaced_only_while_unchanged(
+    store: Arc<dyn Store>,
+) {
+    for name in ["a", "b", "c"] {
+        given_user(&*store, name).await;
+    }
+    let first = store.sealed_identity_keys(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let (appid, openid, _) = first.last().unwrap().clone();
+    let rest = store
+        .sealed_identity_keys(Some((&appid, &openid)), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1, "the page after the last one read");
+    let (appid, openid, old) = rest[0].clone();
+    assert!(
+        !store
+            .reseal_identity_key(&appid, &openid, b"not what is stored", b"new")
+            .await
+            .unwrap(),
+        "a value written meanwhile is not overwritten"
+    );
+    assert!(
+        store
+            .reseal_identity_key(&appid, &openid, &old, b"new")
+            .await
+            .unwrap()
+    );
+    let stored = store
+        .find_identity(
+            &AppId::parse(&appid).unwrap(),
+            &wxlogin::domain::OpenId::parse(openid).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.sealed_session_key, b"new");
+
+    let live = ticket(T0 + 300_000);
+    store.insert_login_ticket(&live).await.unwrap();
+    let tickets = store.sealed_ticket_keys(None, 10).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].3, live.sealed_session_key);
+    assert!(
+        store
+            .sealed_ticket_keys(Some(&live.hash), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .reseal_ticket_key(&live.hash, b"other", b"t")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .reseal_ticket_key(&live.hash, &live.sealed_session_key, b"t")
+            .await
+            .unwrap()
+    );
+    let taken = store
+        .take_login_ticket(&live.hash, T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.sealed_session_key, b"t");
+
+    assert!(
+        !store
+            .reseal_signing_key("no-such-kid", b"x", b"y")
+            .await
+            .unwrap()
+    );
+}

@@ -213,6 +213,7 @@ pub(super) async fn signing_keys_are_listed_oldest_first(store: Arc<dyn Store>) 
         sealed_private_key: vec![0, 1, 2, 3],
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at,
+        activates_at: created_at + 600_000,
         retired_at,
     };
     let newest = key("k3", T0 + 3000, None);
@@ -338,6 +339,7 @@ fn signing_key(kid: &str, created_at: i64) -> SigningKey {
         sealed_private_key: vec![9, 9, 9],
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at,
+        activates_at: created_at,
         retired_at: None,
     }
 }
@@ -416,4 +418,90 @@ pub(super) async fn signing_keys_rotate_by_compare_and_swap(store: Arc<dyn Store
         .map(|k| k.kid)
         .collect();
     assert_eq!(kids, ["k1", "k2"], "the previous key stays to verify");
+}
+
+pub(super) async fn a_signing_key_is_retired_once_and_never_later(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .install_signing_key(&signing_key("k1", T0), None)
+            .await
+            .unwrap()
+    );
+    let pending = SigningKey {
+        activates_at: T0 + 600_000,
+        ..signing_key("k2", T0 + 1)
+    };
+    assert!(
+        store
+            .install_signing_key(&pending, Some("k1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .retire_signing_key("no-such-key", T0 + 5)
+            .await
+            .unwrap()
+    );
+    assert!(store.retire_signing_key("k1", T0 + 10).await.unwrap());
+    assert!(
+        store.retire_signing_key("k1", T0 + 8).await.unwrap(),
+        "an earlier retirement replaces a later one"
+    );
+    assert!(
+        !store.retire_signing_key("k1", T0 + 20).await.unwrap(),
+        "a later one does not"
+    );
+    let listed = store.list_signing_keys().await.unwrap();
+    assert_eq!(listed[0].retired_at, Some(T0 + 8));
+    assert_eq!(
+        listed[1], pending,
+        "the activation is stored; the other key untouched"
+    );
+}
+
+pub(super) async fn concurrent_rotations_of_one_key_have_one_winner(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .install_signing_key(&signing_key("k1", T0), None)
+            .await
+            .unwrap()
+    );
+    let rotations: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = SigningKey {
+                    activates_at: T0 + 600_000,
+                    ..signing_key(&format!("next-{i}"), T0 + 1)
+                };
+                let won = store.install_signing_key(&key, Some("k1")).await.unwrap();
+                (key.kid, won)
+            })
+        })
+        .collect();
+    let winners: Vec<String> = futures::future::join_all(rotations)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter(|(_, won)| *won)
+        .map(|(kid, _)| kid)
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        store.current_signing_kid("ES256").await.unwrap().as_deref(),
+        Some(winners[0].as_str())
+    );
+    let kids: Vec<String> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(
+        kids,
+        ["k1".to_owned(), winners[0].clone()],
+        "the losers left nothing"
+    );
 }
