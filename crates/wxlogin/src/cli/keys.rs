@@ -42,7 +42,9 @@ pub(crate) enum KeysCommand {
     Retire {
         #[arg(long, short, env = "WXLOGIN_CONFIG")]
         config: Option<PathBuf>,
-        /// The key's kid, as `keys list` shows it.
+        /// The key's kid, as `keys list` shows it (a kid may begin with `-`: it is taken as the
+        /// kid all the same).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Who is retiring it, for the audit log (default: $USER, else `cli`).
         #[arg(long)]

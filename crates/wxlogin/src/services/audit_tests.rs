@@ -146,17 +146,6 @@ fn every_event() -> Vec<(AuditEvent, &'static str, bool, bool, Value)> {
             json!({"sessions_revoked": 2}),
         ),
         (
-            AuditEvent::UserBanned {
-                user: u.clone(),
-                sessions: 0,
-                reason: Some("spam".into()),
-            },
-            "user_banned",
-            true,
-            false,
-            json!({"sessions_revoked": 0, "reason": "spam"}),
-        ),
-        (
             AuditEvent::PhoneUnbound { user: u.clone() },
             "phone_unbound",
             true,
@@ -293,4 +282,17 @@ fn user_agents_are_cut_and_cleaned() {
     let origin = Origin::new(None, Some("Mozilla\r\n\u{7}x"));
     assert_eq!(origin.user_agent.as_deref(), Some("Mozillax"));
     assert_eq!(Origin::new(None, Some("  ")).user_agent, None);
+}
+
+#[test]
+fn a_ban_reason_goes_into_the_details() {
+    let event = AuditEvent::UserBanned {
+        user: user(),
+        sessions: 0,
+        reason: Some("spam".into()),
+    };
+    assert_eq!(
+        event.details(),
+        json!({"sessions_revoked": 0, "reason": "spam"})
+    );
 }

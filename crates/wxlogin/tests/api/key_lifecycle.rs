@@ -329,6 +329,14 @@ async fn retire_a_superseded_key_early(database_url: Option<String>) {
     let again = keys(&config, &["retire", &old_kid], &[]).await;
     assert!(!again.ok);
     assert!(again.stderr.contains("already retired"), "{}", again.stderr);
+    // A kid is base64url and may begin with `-`: it is still taken as the kid, not as a flag.
+    let hyphen = keys(&config, &["retire", "-Cnot-a-kid"], &[]).await;
+    assert!(!hyphen.ok);
+    assert!(
+        !hyphen.stderr.contains("unexpected argument") && hyphen.stderr.contains("-Cnot-a-kid"),
+        "{}",
+        hyphen.stderr
+    );
 
     app.state.keys.reload().await.unwrap();
     let keys_now = jwks(&app).await;
