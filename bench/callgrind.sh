@@ -14,7 +14,7 @@
 # CALLGRIND_KEEP=1 keeps the work directory (the callgrind files, for callgrind_annotate),
 # CALLGRIND_LOG=FILTER runs the server with WXLOGIN_LOG=FILTER (e.g. `warn`: without the request
 # lines, to count what logging costs), CALLGRIND_TOP=N also prints the N functions with the most
-# instructions of their own per scenario.
+# instructions per scenario, callees included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,13 +36,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "cargo build --release -p wxlogin"
-cargo build --release --locked -p wxlogin
+log "cargo build --release -p wxlogin -p bench-hello"
+cargo build --release --locked -p wxlogin -p bench-hello
 bin=$root/target/release/wxlogin
+hello_bin=$root/target/release/bench-hello
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-sim_port=$(free_port) server_port=$(free_port)
-sim=http://127.0.0.1:$sim_port server=http://127.0.0.1:$server_port
+sim_port=$(free_port) server_port=$(free_port) hello_port=$(free_port)
+sim=http://127.0.0.1:$sim_port server=http://127.0.0.1:$server_port hello=http://127.0.0.1:$hello_port
 
 mkdir -p "$work/data"
 # A fixed sealing key: the same inputs every run.
@@ -73,7 +74,7 @@ tool wait "$sim/__mock/stats" "$!"
 log_env=()
 if [ -n "${CALLGRIND_LOG:-}" ]; then log_env=(WXLOGIN_LOG="$CALLGRIND_LOG"); fi
 env -u WXLOGIN_CONFIG WXLOGIN_METRICS__LISTEN= "${log_env[@]}" valgrind --tool=callgrind --quiet \
-  --callgrind-out-file="$work/callgrind.out" \
+  --callgrind-out-file="$work/server.out" \
   "$bin" serve --allow-mock --config "$work/wxlogin.toml" >"$work/wxlogin.log" 2>&1 &
 pids+=($!)
 server_pid=$!
@@ -87,30 +88,38 @@ tool codes "$sim" "$work/ret.txt" --count $((logins * 2)) --prefix cg- --pool 64
 head -n "$logins" "$work/new.txt" >"$work/new-warm.txt"; tail -n "$logins" "$work/new.txt" >"$work/new-run.txt"
 head -n "$logins" "$work/ret.txt" >"$work/ret-warm.txt"; tail -n "$logins" "$work/ret.txt" >"$work/ret-run.txt"
 
-dumps=0
-# measure NAME COUNT REPLAY-ARGS...: zero, replay, dump; prints "NAME COUNT INSTRUCTIONS"
+# measure NAME COUNT REPLAY-ARGS...: zero, replay, dump; appends "NAME COUNT INSTRUCTIONS"
 measure() {
   local name=$1 count=$2
   shift 2
-  callgrind_control -z "$server_pid" >/dev/null
+  callgrind_control -z "$target_pid" >/dev/null
   tool replay "$@"
-  callgrind_control -d "$name" "$server_pid" >/dev/null
-  dumps=$((dumps + 1))
+  callgrind_control -d "$name" "$target_pid" >/dev/null
   local file
-  file=$(ls -t "$work"/callgrind.out.* 2>/dev/null | head -n 1)
+  file=$(ls -t "$target_out".* 2>/dev/null | head -n 1)
   [ -n "$file" ] || { echo "bench/callgrind.sh: no dump written" >&2; exit 1; }
   mv "$file" "$work/$name.callgrind"
   local total
   total=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$work/$name.callgrind" | head -n 1)
   echo "$name $count $total" >>"$work/results.txt"
   if [ -n "${CALLGRIND_TOP:-}" ]; then
-    echo "--- $name: top ${CALLGRIND_TOP} (self)" >&2
-    callgrind_annotate "$work/$name.callgrind" 2>/dev/null \
+    echo "--- $name: top ${CALLGRIND_TOP} (inclusive)" >&2
+    callgrind_annotate --inclusive=yes "$work/$name.callgrind" 2>/dev/null \
       | grep -E '^ *[0-9,]+ ' | head -n "$((CALLGRIND_TOP + 1))" | tail -n "$CALLGRIND_TOP" >&2 || true
   fi
 }
 
 log "replaying (warm-up, then counted)"
+# The ceiling first: bench/hello (S0) under callgrind on its own.
+valgrind --tool=callgrind --quiet --callgrind-out-file="$work/hello.out" \
+  "$hello_bin" "127.0.0.1:$hello_port" >"$work/hello.log" 2>&1 &
+pids+=($!)
+target_pid=$! target_out=$work/hello.out
+tool wait "$hello/" "$target_pid" --timeout 120
+tool replay "$hello/" 200 --lines "$work/s/access.txt" --count 100
+measure hello "$requests" "$hello/" 200 --lines "$work/s/access.txt" --count "$requests"
+kill "$target_pid"
+target_pid=$server_pid target_out=$work/server.out
 tool replay "$server/.well-known/jwks.json" 200 --lines "$work/s/access.txt" --count 100
 measure jwks "$requests" "$server/.well-known/jwks.json" 200 --lines "$work/s/access.txt" --count "$requests"
 tool replay "$server/v1/me" 200 --lines "$work/s/access.txt" --count 100
@@ -124,17 +133,21 @@ measure login_returning "$logins" "$server/v1/auth/wechat/login" 200 --mode post
 
 commit=$(git rev-parse --short=12 HEAD)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
-echo "| request | replayed | instructions per request |"
-echo "|---|---:|---:|"
+hello_per=$(awk '$1 == "hello" { print int($3 / $2) }' "$work/results.txt")
+echo "| request | replayed | instructions per request | over S0 |"
+echo "|---|---:|---:|---:|"
 while read -r name count total; do
   case $name in
+    hello) label='`GET /` of bench/hello (S0, the ceiling)' ;;
     jwks) label='`GET /.well-known/jwks.json` (S4)' ;;
     me) label='`GET /v1/me` (S1)' ;;
     verify) label='`GET /v1/auth/verify` (S1b)' ;;
     login_new) label='login, new user (S2)' ;;
     login_returning) label='login, returning user (S2)' ;;
   esac
-  printf '| %s | %d | %s |\n' "$label" "$count" "$(python3 -c "print(f'{$total // $count:,}')")"
+  per=$((total / count))
+  printf '| %s | %d | %s | %s× |\n' "$label" "$count" "$(python3 -c "print(f'{$per:,}')")" \
+    "$(python3 -c "print(f'{$per / $hello_per:.1f}')")"
 done <"$work/results.txt"
 echo
 echo "wxlogin $commit, log filter ${CALLGRIND_LOG:-default (info)}, $(rustc -V), $(valgrind --version), $(date -u +%Y-%m-%d)"

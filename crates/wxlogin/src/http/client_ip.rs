@@ -4,13 +4,10 @@
 //! dropped. Handlers and later layers read it as the `ClientIp` request extension.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, OptionalFromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, OptionalFromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 
 use crate::config::TrustedProxy;
 
@@ -101,22 +98,17 @@ fn parse_hop(text: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// Middleware: puts the `ClientIp` of the request's connection into its extensions.
-pub(crate) async fn client_ip(
-    State(trusted): State<Arc<[TrustedProxy]>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Puts the `ClientIp` of the request's connection into its extensions (and the request's span).
+pub(crate) fn attach(request: &mut Request, trusted: &[TrustedProxy]) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     if let Some(peer) = peer {
-        let client = ClientIp::resolve(peer, request.headers(), &trusted);
+        let client = ClientIp::resolve(peer, request.headers(), trusted);
         tracing::Span::current().record("client_ip", tracing::field::display(client.ip()));
         request.extensions_mut().insert(client);
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -29,13 +29,24 @@ fn request_id(request: &Request) -> String {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GatewayForwarded;
 
-/// Outermost layer: gives the request an id (task-local, in its span and in the response header)
-/// and logs one line when it ends, with the route template (never the raw path, which may carry
-/// ids), the status, the duration, and the client address and user id once inner layers know them;
-/// counts it in the metrics by the same route template, method and status.
-pub async fn request_context(
-    State(metrics): State<crate::metrics::Metrics>,
-    request: Request,
+/// What the outermost layer needs: the metrics it counts requests in, the head limits it enforces
+/// and the proxies whose `X-Forwarded-For` it believes.
+#[derive(Clone)]
+pub(crate) struct Edge {
+    pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) head_limits: HeadLimits,
+    pub(crate) trusted_proxies: Arc<[crate::config::TrustedProxy]>,
+}
+
+/// Outermost layer: gives the request an id (task-local, in its span and in the response header),
+/// refuses a head over its limits (`head_limits`), resolves the client address
+/// (`client_ip::attach`), and logs one line when it ends, with the route template (never the raw
+/// path, which may carry ids), the status, the duration, and the client address and user id once
+/// known; counts it in the metrics by the same route template, method and status. One layer for
+/// all of it: each layer more is a clone and a boxed future on every request.
+pub(crate) async fn request_context(
+    State(edge): State<Edge>,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let id = request_id(&request);
@@ -57,7 +68,13 @@ pub async fn request_context(
     let watch = crate::clock::Stopwatch::start();
     let outcome = REQUEST_ID
         .scope(id, async move {
-            let response = next.run(request).await;
+            let response = match head_limits(edge.head_limits, &request) {
+                Some(refused) => refused,
+                None => {
+                    super::client_ip::attach(&mut request, &edge.trusted_proxies);
+                    next.run(request).await
+                }
+            };
             let elapsed = watch.elapsed();
             // Tenths of a millisecond: a number in JSON lines, `1.2` in text.
             let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
@@ -74,7 +91,8 @@ pub async fn request_context(
         }
         None => crate::metrics::Route::Unmatched,
     };
-    metrics.http_request(route, method.as_str(), response.status().as_u16(), elapsed);
+    edge.metrics
+        .http_request(route, method.as_str(), response.status().as_u16(), elapsed);
     if let Some(header) = header {
         response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     }
@@ -91,19 +109,15 @@ pub(crate) struct HeadLimits {
     pub(crate) max_uri_bytes: usize,
 }
 
-/// Refuses a request target or head over its limit with 414 or 431 in the error envelope (hyper's
-/// own answers to heads beyond its buffer have no body; its buffer is set well above these limits).
-pub(crate) async fn head_limits(
-    State(limits): State<HeadLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// A request target or head over its limit: 414 or 431 in the error envelope (hyper's own answers
+/// to heads beyond its buffer have no body; its buffer is set well above these limits).
+fn head_limits(limits: HeadLimits, request: &Request) -> Option<Response> {
     let uri = request.uri();
     let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > limits.max_uri_bytes {
-        return ApiError::uri_too_long(limits.max_uri_bytes).into_response();
+        return Some(ApiError::uri_too_long(limits.max_uri_bytes).into_response());
     }
     let headers = request.headers();
     // As on the wire: `METHOD target HTTP/1.1\r\n`, `name: value\r\n` each, `\r\n`.
@@ -117,9 +131,11 @@ pub(crate) async fn head_limits(
             .sum::<usize>()
         + 2;
     if headers.len() > MAX_HEADERS || head_len > limits.max_header_bytes {
-        return ApiError::headers_too_large(limits.max_header_bytes, MAX_HEADERS).into_response();
+        return Some(
+            ApiError::headers_too_large(limits.max_header_bytes, MAX_HEADERS).into_response(),
+        );
     }
-    next.run(request).await
+    None
 }
 
 /// The request time limit, and the gateway whose routes are exempt from it.

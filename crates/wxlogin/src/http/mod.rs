@@ -155,13 +155,14 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         limit: std::time::Duration::from_millis(state.settings.server.request_timeout_ms),
         gateway: gateway.clone(),
     };
-    let trusted_proxies: Arc<[crate::config::TrustedProxy]> =
-        state.settings.server.trusted_proxies.clone().into();
-    let head_limits = middleware::HeadLimits {
-        max_header_bytes: state.settings.server.max_header_bytes,
-        max_uri_bytes: state.settings.server.max_uri_bytes,
+    let edge = middleware::Edge {
+        metrics: state.metrics.clone(),
+        head_limits: middleware::HeadLimits {
+            max_header_bytes: state.settings.server.max_header_bytes,
+            max_uri_bytes: state.settings.server.max_uri_bytes,
+        },
+        trusted_proxies: state.settings.server.trusted_proxies.clone().into(),
     };
-    let metrics = state.metrics.clone();
     let (router, _) = api().split_for_parts();
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -179,15 +180,7 @@ pub fn router(state: AppState, gateway: Option<Arc<Gateway>>) -> axum::Router {
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(
-            trusted_proxies,
-            client_ip::client_ip,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            head_limits,
-            middleware::head_limits,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
+            edge,
             middleware::request_context,
         ))
         .with_state(state)

@@ -20,13 +20,22 @@ use crate::state::AppState;
     responses((status = 200, description = "A JWK set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     // Pending keys (published before they sign) included; retired ones gone, by this server's clock.
-    let jwks = state.tokens.keyring().jwks_at(state.now_millis());
-    let mut response = axum::Json(jwks).into_response();
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    response
+    // Serialised once per set of published keys (`Keyring::jwks_json_at`).
+    let json = state.tokens.keyring().jwks_json_at(state.now_millis());
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        axum::body::Bytes::from_owner(ArcStr(json)),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -181,4 +190,13 @@ pub async fn introspect(
         },
         None => IntrospectResponse::inactive(),
     }))
+}
+
+/// An `Arc<str>` as the bytes of a response body, shared rather than copied.
+struct ArcStr(std::sync::Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }

@@ -208,7 +208,12 @@ pub struct Keyring {
     by_kid: HashMap<String, usize>,
     /// The time the keyring was built for (`current`, `jwks`).
     loaded_at: i64,
+    /// The JWKS document last serialised, with the kids it holds (`jwks_json_at`).
+    jwks_json: Arc<std::sync::Mutex<Option<JwksJson>>>,
 }
+
+/// A serialised JWKS document and the kids (sorted) it holds.
+type JwksJson = (Vec<String>, Arc<str>);
 
 impl Keyring {
     /// `current` signs; `previous` keys only verify (and stay published) until they are dropped.
@@ -250,6 +255,7 @@ impl Keyring {
             keys,
             by_kid,
             loaded_at: now_millis,
+            jwks_json: Arc::default(),
         })
     }
 
@@ -300,6 +306,32 @@ impl Keyring {
         JwkSet {
             keys: keys.iter().map(|k| k.jwk.clone()).collect(),
         }
+    }
+
+    /// [`Self::jwks_at`] as a JSON document, serialised once for each set of published keys (the
+    /// set changes only when a key is published or retires), so that serving the JWKS costs a
+    /// filter and a comparison rather than a serialisation.
+    pub fn jwks_json_at(&self, now_millis: i64) -> Arc<str> {
+        let mut kids: Vec<&str> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| s.published_at(now_millis))
+            .map(|(key, _)| key.kid.as_str())
+            .collect();
+        kids.sort_unstable();
+        let mut cached = self.jwks_json.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((for_kids, json)) = cached.as_ref()
+            && for_kids.iter().map(String::as_str).eq(kids.iter().copied())
+        {
+            return json.clone();
+        }
+        // Strings and numbers only: serialising it cannot fail.
+        #[allow(clippy::expect_used)]
+        let json: Arc<str> = serde_json::to_string(&self.jwks_at(now_millis))
+            .expect("a JWK set serialises")
+            .into();
+        *cached = Some((kids.into_iter().map(str::to_owned).collect(), json.clone()));
+        json
     }
 
     /// The public keys published when the keyring was loaded.
