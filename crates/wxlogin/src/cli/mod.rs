@@ -273,6 +273,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
     if let Some(metrics) = app.metrics_addr() {
         tracing::info!(addr = %metrics, "metrics listening (GET /metrics)");
     }
+    if let Some(console) = app.admin_addr() {
+        tracing::info!(addr = %console, "admin console listening");
+    }
     app.run_until_stopped(shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"))

@@ -1,6 +1,6 @@
 //! The administrators of the console (`wxlogin admins`): created, listed, removed, given a new
 //! password or a new TOTP secret, each change recorded in the audit log with the operator who
-//! made it; and the checks the console's sign-in will make (password, TOTP code).
+//! made it; and the checks the console's sign-in makes (password, TOTP code).
 //!
 //! Passwords are Argon2id hashes (`crypto::hash_password`); TOTP secrets are sealed with the
 //! sealing key with the administrator's name as associated data, so a secret copied into another

@@ -114,4 +114,6 @@ metered! {
     fn set_admin_totp(name: &AdminName, sealed_secret: &[u8], now: i64) -> bool;
     fn accept_admin_totp_step(name: &AdminName, sealed_secret: &[u8], step: i64, now: i64) -> bool;
     fn reseal_admin_totp_secret(name: &AdminName, old: &[u8], new: &[u8]) -> bool;
+    fn record_admin_sign_in_failure(name: &AdminName, max_failures: i64, lock_until: i64, now: i64) -> Option<i64>;
+    fn record_admin_sign_in(name: &AdminName, now: i64) -> ();
 }

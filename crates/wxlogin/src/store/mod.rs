@@ -587,4 +587,16 @@ pub trait Store: Send + Sync + 'static {
         old: &[u8],
         new: &[u8],
     ) -> Result<bool, StoreError>;
+    /// A failed sign-in (password or TOTP code): counts it, and at `max_failures` in a row locks
+    /// the administrator until `lock_until` (and starts the count again). Returns the lock time
+    /// when this failure locked it; `None` otherwise, also for an unknown name.
+    async fn record_admin_sign_in_failure(
+        &self,
+        name: &AdminName,
+        max_failures: i64,
+        lock_until: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// A successful sign-in: the failure count starts again.
+    async fn record_admin_sign_in(&self, name: &AdminName, now: i64) -> Result<(), StoreError>;
 }

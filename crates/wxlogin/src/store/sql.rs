@@ -1298,6 +1298,46 @@ where
         .map_err(db_error)?;
         Ok(B::rows_affected(&done) > 0)
     }
+
+    async fn record_admin_sign_in_failure(
+        &self,
+        name: &AdminName,
+        max_failures: i64,
+        lock_until: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // One statement, so concurrent failures each count.
+        let locked: Option<(Option<i64>,)> = sqlx::query_as(
+            "UPDATE admins SET \
+             locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3 ELSE locked_until END, \
+             failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 \
+                               ELSE failed_attempts + 1 END, \
+             updated_at = $4 WHERE name = $1 RETURNING locked_until",
+        )
+        .bind(name.as_str())
+        .bind(max_failures)
+        .bind(lock_until)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(locked
+            .and_then(|(until,)| until)
+            .filter(|until| *until == lock_until))
+    }
+
+    async fn record_admin_sign_in(&self, name: &AdminName, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE admins SET failed_attempts = 0, updated_at = $2 \
+             WHERE name = $1 AND failed_attempts > 0",
+        )
+        .bind(name.as_str())
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
 }
 
 /// A row of `search_users`: the user and how many identities it has.

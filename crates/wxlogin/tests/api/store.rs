@@ -97,6 +97,7 @@ on_both_backends!(
     the_last_owner_is_never_removed,
     a_new_password_clears_the_lockout,
     a_totp_step_is_spent_once_and_a_new_secret_starts_over,
+    failed_sign_ins_lock_at_the_limit_and_a_success_resets_the_count,
 );
 
 const T0: i64 = 1_700_000_000_000;

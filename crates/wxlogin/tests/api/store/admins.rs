@@ -228,3 +228,48 @@ pub(super) async fn a_totp_step_is_spent_once_and_a_new_secret_starts_over(store
     assert_eq!(resealed.sealed_totp_secret.as_deref(), Some(&[7u8, 7][..]));
     assert_eq!(resealed.totp_last_step, Some(5));
 }
+
+pub(super) async fn failed_sign_ins_lock_at_the_limit_and_a_success_resets_the_count(
+    store: Arc<dyn Store>,
+) {
+    let lee = name("lee");
+    store
+        .insert_admin(&account("lee", AdminRole::Viewer))
+        .await
+        .unwrap();
+    let fail = |now: i64| {
+        let (store, lee) = (store.clone(), lee.clone());
+        async move {
+            store
+                .record_admin_sign_in_failure(&lee, 3, now + 600_000, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(fail(T0).await, None);
+    store.record_admin_sign_in(&lee, T0 + 1).await.unwrap();
+    assert_eq!(admin(store.as_ref(), "lee").await.failed_attempts, 0);
+    assert_eq!(fail(T0 + 2).await, None);
+    assert_eq!(fail(T0 + 3).await, None);
+    assert_eq!(admin(store.as_ref(), "lee").await.failed_attempts, 2);
+    assert_eq!(
+        fail(T0 + 4).await,
+        Some(T0 + 4 + 600_000),
+        "the third locks"
+    );
+    let locked = admin(store.as_ref(), "lee").await;
+    assert_eq!(
+        (locked.failed_attempts, locked.locked_until),
+        (0, Some(T0 + 4 + 600_000))
+    );
+    // Concurrent failures each count.
+    let (a, b, c) = tokio::join!(fail(T0 + 5), fail(T0 + 5), fail(T0 + 5));
+    assert_eq!([a, b, c].iter().filter(|l| l.is_some()).count(), 1);
+    assert_eq!(
+        store
+            .record_admin_sign_in_failure(&name("nobody"), 3, T0, T0)
+            .await
+            .unwrap(),
+        None
+    );
+}
