@@ -224,6 +224,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     /// `metrics.listen`, when set.
     metrics_listener: Option<tokio::net::TcpListener>,
+    /// `admin.listen`, when set.
+    admin_listener: Option<tokio::net::TcpListener>,
     state: AppState,
     gateway: Option<Arc<Gateway>>,
 }
@@ -240,6 +242,7 @@ impl Application {
         }
         let addr = settings.server.listen;
         let metrics_addr = settings.metrics.listen;
+        let admin_addr = settings.admin.listen;
         let gateway = Gateway::new(&settings.gateway)
             .map_err(StartError::Config)?
             .map(Arc::new);
@@ -255,9 +258,18 @@ impl Application {
             ),
             None => None,
         };
+        let admin_listener = match admin_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             metrics_listener,
+            admin_listener,
             state,
             gateway,
         })
@@ -272,6 +284,13 @@ impl Application {
     /// Where `GET /metrics` is served; `None` when `metrics.listen` is off.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Where the admin console is served; `None` when `admin.listen` is off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
     }
@@ -321,6 +340,12 @@ impl Application {
             AbortOnDrop(crate::services::retention::spawn_purger(self.state.clone()));
         let _stop_metrics = self.metrics_listener.map(|listener| {
             AbortOnDrop(tokio::spawn(crate::http::serve_metrics(
+                listener,
+                self.state.clone(),
+            )))
+        });
+        let _stop_admin = self.admin_listener.map(|listener| {
+            AbortOnDrop(tokio::spawn(crate::admin::serve(
                 listener,
                 self.state.clone(),
             )))

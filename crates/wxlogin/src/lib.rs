@@ -5,6 +5,7 @@
 //! (state shared between instances), `tokens`, `store`, `wechat`, `crypto`, `config`, `domain` and
 //! `metrics`.
 
+pub(crate) mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

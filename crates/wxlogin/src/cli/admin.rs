@@ -185,7 +185,7 @@ fn columns(text: &str) -> usize {
 }
 
 /// Columns padded to their widest cell, in terminal columns.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| columns(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

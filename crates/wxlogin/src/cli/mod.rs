@@ -1,5 +1,5 @@
 //! The command line: `wxlogin dev | serve | migrate | users | sessions | wechat | keys |
-//! sealing-key | audit | config check | mock-wechat`.
+//! sealing-key | admins | audit | config check | mock-wechat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod admin_wechat;
+mod admins;
 mod audit;
 #[cfg(feature = "simulator")]
 mod dev;
@@ -72,6 +73,11 @@ pub(crate) enum Command {
     SealingKey {
         #[command(subcommand)]
         command: sealing_key::SealingKeyCommand,
+    },
+    /// Administrators of the console: add, list, remove, reset-password, totp.
+    Admins {
+        #[command(subcommand)]
+        command: admins::AdminsCommand,
     },
     /// The audit log.
     Audit {
@@ -200,6 +206,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Wechat { command } => admin_wechat::wechat(command).await,
         Command::Keys { command } => keys::run(command).await,
         Command::SealingKey { command } => sealing_key::run(command).await,
+        Command::Admins { command } => admins::run(command).await,
         Command::Audit { command } => audit::run(command).await,
         Command::Config {
             command: ConfigCommand::Check { config, allow_mock },
@@ -265,6 +272,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(addr = %app.local_addr(), "wxlogin listening");
     if let Some(metrics) = app.metrics_addr() {
         tracing::info!(addr = %metrics, "metrics listening (GET /metrics)");
+    }
+    if let Some(console) = app.admin_addr() {
+        tracing::info!(addr = %console, "admin console listening");
     }
     app.run_until_stopped(shutdown_signal())
         .await

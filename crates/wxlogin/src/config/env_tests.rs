@@ -125,3 +125,38 @@ fn the_metrics_listener_and_the_log_format_come_from_the_environment() {
         Ok(())
     });
 }
+
+#[test]
+fn the_admin_console_is_off_by_default_and_its_listener_comes_from_the_environment() {
+    Jail::expect_with(|jail| {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.admin.listen, None, "off by default");
+        assert_eq!(
+            (
+                s.admin.session_idle_secs,
+                s.admin.max_failed_sign_ins,
+                s.admin.lockout_secs
+            ),
+            (1800, 5, 900)
+        );
+        jail.set_env("WXLOGIN_ADMIN__LISTEN", "127.0.0.1:8090");
+        jail.set_env("WXLOGIN_ADMIN__MAX_FAILED_SIGN_INS", "3");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(
+            s.admin.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8090)))
+        );
+        assert_eq!(s.admin.max_failed_sign_ins, 3);
+        jail.set_env("WXLOGIN_ADMIN__LISTEN", "127.0.0.1:9090");
+        let e = Settings::load(None).unwrap_err().to_string();
+        assert!(
+            e.contains("admin.listen") && e.contains("must differ"),
+            "{e}"
+        );
+        jail.set_env("WXLOGIN_ADMIN__LISTEN", "");
+        jail.set_env("WXLOGIN_ADMIN__SESSION_IDLE_SECS", "5");
+        let e = Settings::load(None).unwrap_err().to_string();
+        assert!(e.contains("admin.session_idle_secs"), "{e}");
+        Ok(())
+    });
+}

@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use super::{
-    AppSettings, AuditSettings, ConfigError, DatabaseSettings, GatewaySettings,
+    AdminSettings, AppSettings, AuditSettings, ConfigError, DatabaseSettings, GatewaySettings,
     IdentityHeaderSettings, LogSettings, MetricsSettings, RedisSettings, Registration,
     RetentionSettings, SecuritySettings, ServerSettings, ServiceSettings, Settings, TokenSettings,
     WechatSettings, rate_limits::RawRateLimits, validate,
@@ -33,6 +33,7 @@ struct RawSettings {
     gateway: GatewaySettings,
     rate_limits: RawRateLimits,
     metrics: MetricsSettings,
+    admin: AdminSettings,
     audit: AuditSettings,
     retention: RetentionSettings,
 }
@@ -219,6 +220,7 @@ fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
         gateway: raw.gateway,
         rate_limits: raw.rate_limits.resolve()?,
         metrics: raw.metrics,
+        admin: raw.admin,
         audit: raw.audit,
         retention: raw.retention,
     })

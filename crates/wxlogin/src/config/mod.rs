@@ -55,6 +55,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub rate_limits: RateLimitSettings,
     pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
     pub audit: AuditSettings,
     pub retention: RetentionSettings,
 }
@@ -73,6 +74,33 @@ impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        }
+    }
+}
+
+/// The admin console's listener and sign-in rules (`docs/admin.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Where the console is served, apart from the API; `None` (the default, or an empty string)
+    /// turns it off. Keep it on loopback or a private address.
+    #[serde(deserialize_with = "optional_addr")]
+    pub listen: Option<SocketAddr>,
+    /// A console session ends after this long without a request (60 to 86400).
+    pub session_idle_secs: u64,
+    /// Failed sign-ins (password or TOTP code) in a row that lock an administrator out (1 to 100).
+    pub max_failed_sign_ins: u32,
+    /// How long a lockout lasts (1 to 86400); `wxlogin admins reset-password` lifts it earlier.
+    pub lockout_secs: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            session_idle_secs: 1800,
+            max_failed_sign_ins: 5,
+            lockout_secs: 900,
         }
     }
 }

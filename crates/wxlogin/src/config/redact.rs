@@ -22,6 +22,7 @@ struct View {
     gateway: GatewayView,
     rate_limits: RateLimitsView,
     metrics: MetricsView,
+    admin: AdminView,
     audit: super::AuditSettings,
     retention: super::RetentionSettings,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -179,6 +180,15 @@ struct MetricsView {
 }
 
 #[derive(Serialize)]
+struct AdminView {
+    /// Empty when off.
+    listen: String,
+    session_idle_secs: u64,
+    max_failed_sign_ins: u32,
+    lockout_secs: u64,
+}
+
+#[derive(Serialize)]
 struct LogView {
     format: &'static str,
     level: String,
@@ -314,6 +324,16 @@ fn view(s: &Settings) -> View {
                 .listen
                 .map(|addr| addr.to_string())
                 .unwrap_or_default(),
+        },
+        admin: AdminView {
+            listen: s
+                .admin
+                .listen
+                .map(|addr| addr.to_string())
+                .unwrap_or_default(),
+            session_idle_secs: s.admin.session_idle_secs,
+            max_failed_sign_ins: s.admin.max_failed_sign_ins,
+            lockout_secs: s.admin.lockout_secs,
         },
         audit: s.audit.clone(),
         retention: s.retention.clone(),

@@ -26,6 +26,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     redis(s)?;
     gateway(s)?;
     metrics(s)?;
+    admin(s)?;
     super::retention::validate(&s.audit, &s.retention)?;
     positive(
         "database.max_connections",
@@ -501,6 +502,42 @@ fn metrics(s: &Settings) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             "metrics.listen",
             "must differ from server.listen (the metrics have a listener of their own)",
+        ));
+    }
+    Ok(())
+}
+
+/// The console's listener is its own, and its sign-in rules stay within sense.
+fn admin(s: &Settings) -> Result<(), ConfigError> {
+    let a = &s.admin;
+    if let Some(addr) = a.listen
+        && addr.port() != 0
+        && [Some(s.server.listen), s.metrics.listen]
+            .into_iter()
+            .flatten()
+            .any(|other| other.port() == addr.port())
+    {
+        return Err(ConfigError::invalid(
+            "admin.listen",
+            "must differ from server.listen and metrics.listen (the console has a listener of its own)",
+        ));
+    }
+    if !(60..=86_400).contains(&a.session_idle_secs) {
+        return Err(ConfigError::invalid(
+            "admin.session_idle_secs",
+            "must be 60 to 86400",
+        ));
+    }
+    if !(1..=100).contains(&a.max_failed_sign_ins) {
+        return Err(ConfigError::invalid(
+            "admin.max_failed_sign_ins",
+            "must be 1 to 100",
+        ));
+    }
+    if !(1..=86_400).contains(&a.lockout_secs) {
+        return Err(ConfigError::invalid(
+            "admin.lockout_secs",
+            "must be 1 to 86400",
         ));
     }
     Ok(())

@@ -119,12 +119,12 @@ pub fn fingerprint(token: &AccessToken) -> String {
 }
 
 impl Admin {
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.unix_millis()
     }
 
     /// Records a change in the audit log (never fails: the change is made; see `services::audit`).
-    async fn record(&self, event: AuditEvent) {
+    pub(crate) async fn record(&self, event: AuditEvent) {
         crate::services::audit::record_to(
             self.store.as_ref(),
             &crate::metrics::Metrics::default(),

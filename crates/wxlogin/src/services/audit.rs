@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::clock::SharedClock;
 use crate::config::Registration;
-use crate::domain::{AppId, SessionId, UserId};
+use crate::domain::{AdminName, AdminRole, AppId, SessionId, UserId};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{AuditRecord, Store};
@@ -244,6 +244,28 @@ pub enum AuditEvent {
         key: KeyKind,
         kid: String,
     },
+    /// An administrator of the console created (`wxlogin admins add`).
+    AdminAdded {
+        admin: AdminName,
+        role: AdminRole,
+    },
+    /// An administrator removed (`wxlogin admins remove`).
+    AdminRemoved {
+        admin: AdminName,
+        role: AdminRole,
+    },
+    /// An administrator's password replaced (`wxlogin admins reset-password`); `unlocked` when it
+    /// also lifted a lockout.
+    AdminPasswordReset {
+        admin: AdminName,
+        unlocked: bool,
+    },
+    /// A new TOTP secret made for an administrator (`wxlogin admins totp`); `replaced` when it
+    /// replaced one. Never the secret.
+    AdminTotpEnrolled {
+        admin: AdminName,
+        replaced: bool,
+    },
 }
 
 /// The `type` of an entry, as stored and as `wxlogin audit list --type` takes it.
@@ -267,10 +289,14 @@ pub enum EventType {
     UserSessionsRevoked,
     KeyRotated,
     KeyRetired,
+    AdminAdded,
+    AdminRemoved,
+    AdminPasswordReset,
+    AdminTotpEnrolled,
 }
 
 impl EventType {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 22] = [
         Self::Login,
         Self::Registration,
         Self::IdentityLinked,
@@ -289,6 +315,10 @@ impl EventType {
         Self::UserSessionsRevoked,
         Self::KeyRotated,
         Self::KeyRetired,
+        Self::AdminAdded,
+        Self::AdminRemoved,
+        Self::AdminPasswordReset,
+        Self::AdminTotpEnrolled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -311,6 +341,10 @@ impl EventType {
             Self::UserSessionsRevoked => "user_sessions_revoked",
             Self::KeyRotated => "key_rotated",
             Self::KeyRetired => "key_retired",
+            Self::AdminAdded => "admin_added",
+            Self::AdminRemoved => "admin_removed",
+            Self::AdminPasswordReset => "admin_password_reset",
+            Self::AdminTotpEnrolled => "admin_totp_enrolled",
         }
     }
 
@@ -374,6 +408,10 @@ impl AuditEvent {
             Self::UserSessionsRevoked { .. } => EventType::UserSessionsRevoked,
             Self::KeyRotated { .. } => EventType::KeyRotated,
             Self::KeyRetired { .. } => EventType::KeyRetired,
+            Self::AdminAdded { .. } => EventType::AdminAdded,
+            Self::AdminRemoved { .. } => EventType::AdminRemoved,
+            Self::AdminPasswordReset { .. } => EventType::AdminPasswordReset,
+            Self::AdminTotpEnrolled { .. } => EventType::AdminTotpEnrolled,
         }
     }
 
@@ -397,7 +435,11 @@ impl AuditEvent {
             | Self::WechatTokenRefreshed { .. }
             | Self::UsersImported { .. }
             | Self::KeyRotated { .. }
-            | Self::KeyRetired { .. } => None,
+            | Self::KeyRetired { .. }
+            | Self::AdminAdded { .. }
+            | Self::AdminRemoved { .. }
+            | Self::AdminPasswordReset { .. }
+            | Self::AdminTotpEnrolled { .. } => None,
         }
     }
 
@@ -457,6 +499,15 @@ impl AuditEvent {
             } => json!({ "created": created, "existing": existing, "duplicates": duplicates }),
             Self::KeyRotated { key, kid } | Self::KeyRetired { key, kid } => {
                 json!({ "key": key.as_str(), "kid": kid })
+            }
+            Self::AdminAdded { admin, role } | Self::AdminRemoved { admin, role } => {
+                json!({ "admin": admin.as_str(), "role": role.as_str() })
+            }
+            Self::AdminPasswordReset { admin, unlocked } => {
+                json!({ "admin": admin.as_str(), "unlocked": unlocked })
+            }
+            Self::AdminTotpEnrolled { admin, replaced } => {
+                json!({ "admin": admin.as_str(), "replaced": replaced })
             }
             Self::WechatTokenInvalidated { .. }
             | Self::WechatTokenRefreshed { .. }

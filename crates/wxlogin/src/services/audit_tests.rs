@@ -10,6 +10,10 @@ fn appid() -> AppId {
     AppId::parse("wx0000000000000001").unwrap()
 }
 
+fn admin() -> AdminName {
+    AdminName::parse("ops.bob").unwrap()
+}
+
 fn session() -> SessionId {
     SessionId::parse("s_01JD0000000000000000000000").unwrap()
 }
@@ -198,6 +202,46 @@ fn every_event() -> Vec<(AuditEvent, &'static str, bool, bool, Value)> {
             false,
             false,
             json!({"key": "sealing", "kid": "k0"}),
+        ),
+        (
+            AuditEvent::AdminAdded {
+                admin: admin(),
+                role: AdminRole::Owner,
+            },
+            "admin_added",
+            false,
+            false,
+            json!({"admin": "ops.bob", "role": "owner"}),
+        ),
+        (
+            AuditEvent::AdminRemoved {
+                admin: admin(),
+                role: AdminRole::Viewer,
+            },
+            "admin_removed",
+            false,
+            false,
+            json!({"admin": "ops.bob", "role": "viewer"}),
+        ),
+        (
+            AuditEvent::AdminPasswordReset {
+                admin: admin(),
+                unlocked: true,
+            },
+            "admin_password_reset",
+            false,
+            false,
+            json!({"admin": "ops.bob", "unlocked": true}),
+        ),
+        (
+            AuditEvent::AdminTotpEnrolled {
+                admin: admin(),
+                replaced: false,
+            },
+            "admin_totp_enrolled",
+            false,
+            false,
+            json!({"admin": "ops.bob", "replaced": false}),
         ),
     ]
 }

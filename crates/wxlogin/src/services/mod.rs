@@ -24,6 +24,7 @@
 
 mod accounts;
 pub mod admin;
+pub mod admins;
 pub mod audit;
 pub(crate) mod avatar_files;
 mod exchange;

@@ -1,5 +1,6 @@
 //! `wxlogin sealing-key reseal | status`: every stored sealed value (identities' and login
-//! tickets' session keys, signing keys' private halves, each app's shared WeChat access token)
+//! tickets' session keys, signing keys' private halves, administrators' TOTP secrets, each app's
+//! shared WeChat access token)
 //! sealed again under the current sealing key, and counted by the key that sealed it.
 //!
 //! Safe while servers run and resumable: values are read a page at a time in key order and each
@@ -10,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::crypto::{SESSION_KEY_PURPOSE, SealedBy, SealingKey};
-use crate::domain::AppId;
+use crate::domain::{AdminName, AppId};
+use crate::services::admins::TOTP_SECRET_PURPOSE;
 use crate::services::wechat_tokens::{
     PURPOSE as ACCESS_TOKEN_PURPOSE, SharedAccessTokens, SharedReseal,
 };
@@ -55,6 +57,9 @@ enum Item {
     SigningKey {
         kid: String,
     },
+    AdminTotp {
+        name: AdminName,
+    },
 }
 
 impl Item {
@@ -62,6 +67,7 @@ impl Item {
         match self {
             Self::Identity { .. } | Self::Ticket { .. } => SESSION_KEY_PURPOSE,
             Self::SigningKey { .. } => SIGNING_KEY_PURPOSE,
+            Self::AdminTotp { .. } => TOTP_SECRET_PURPOSE,
         }
     }
 
@@ -71,6 +77,7 @@ impl Item {
                 vec![appid, openid]
             }
             Self::SigningKey { kid } => vec![kid],
+            Self::AdminTotp { name } => vec![name.as_str()],
         }
     }
 
@@ -81,6 +88,7 @@ impl Item {
             }
             Self::Ticket { hash, .. } => store.reseal_ticket_key(hash, old, new).await,
             Self::SigningKey { kid } => store.reseal_signing_key(kid, old, new).await,
+            Self::AdminTotp { name } => store.reseal_admin_totp_secret(name, old, new).await,
         }
     }
 }
@@ -90,6 +98,7 @@ enum Cursor {
     Identities(Option<(String, String)>),
     Tickets(Option<Vec<u8>>),
     SigningKeys,
+    Admins,
     Done,
 }
 
@@ -140,12 +149,25 @@ async fn page(
                     .collect());
             }
             Cursor::SigningKeys => {
-                *cursor = Cursor::Done;
+                *cursor = Cursor::Admins;
                 return Ok(store
                     .list_signing_keys()
                     .await?
                     .into_iter()
                     .map(|k| (Item::SigningKey { kid: k.kid }, k.sealed_private_key))
+                    .collect());
+            }
+            // A handful of rows, read at once like the signing keys.
+            Cursor::Admins => {
+                *cursor = Cursor::Done;
+                return Ok(store
+                    .list_admins()
+                    .await?
+                    .into_iter()
+                    .filter_map(|a| {
+                        let sealed = a.sealed_totp_secret?;
+                        Some((Item::AdminTotp { name: a.name }, sealed))
+                    })
                     .collect());
             }
             Cursor::Done => return Ok(Vec::new()),

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use super::{
-    AuditQuery, AuditRecord, Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess,
-    SigningKey, Store, StoreError, User, UserSearch, UserSummary,
+    AdminAccount, AdminRemoval, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
+    RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User, UserSearch,
+    UserSummary,
 };
-use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+use crate::domain::{AdminName, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 use crate::metrics::Metrics;
 
 pub struct MeteredStore {
@@ -104,4 +105,15 @@ metered! {
     fn sealed_ticket_keys(after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, String, String, Vec<u8>)>;
     fn reseal_ticket_key(hash: &[u8], old: &[u8], new: &[u8]) -> bool;
     fn reseal_signing_key(kid: &str, old: &[u8], new: &[u8]) -> bool;
+    // Administrators of the console.
+    fn insert_admin(admin: &AdminAccount) -> ();
+    fn get_admin(name: &AdminName) -> Option<AdminAccount>;
+    fn list_admins() -> Vec<AdminAccount>;
+    fn delete_admin(name: &AdminName) -> AdminRemoval;
+    fn set_admin_password(name: &AdminName, password_hash: &str, now: i64) -> bool;
+    fn set_admin_totp(name: &AdminName, sealed_secret: &[u8], now: i64) -> bool;
+    fn accept_admin_totp_step(name: &AdminName, sealed_secret: &[u8], step: i64, now: i64) -> bool;
+    fn reseal_admin_totp_secret(name: &AdminName, old: &[u8], new: &[u8]) -> bool;
+    fn record_admin_sign_in_failure(name: &AdminName, max_failures: i64, lock_until: i64, now: i64) -> Option<i64>;
+    fn record_admin_sign_in(name: &AdminName, now: i64) -> ();
 }

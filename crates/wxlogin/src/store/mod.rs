@@ -16,7 +16,7 @@ pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// A wxlogin user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +154,54 @@ pub struct UserSummary {
     pub user: User,
     /// The user's WeChat identities (one per app and openid).
     pub identities: u64,
+}
+
+/// An administrator of the console (`wxlogin admins`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminAccount {
+    pub name: AdminName,
+    pub role: AdminRole,
+    /// Argon2id, as a PHC string.
+    pub password_hash: String,
+    /// The TOTP secret sealed with the sealing key, the name as associated data; `None` before
+    /// `wxlogin admins totp`. `insert_admin` stores none: enrolment is `set_admin_totp`.
+    pub sealed_totp_secret: Option<Vec<u8>>,
+    /// When the first code of the current secret was accepted.
+    pub totp_confirmed_at: Option<i64>,
+    /// The step of the last code accepted: it and earlier steps are spent.
+    pub totp_last_step: Option<i64>,
+    /// The console refuses this admin without TOTP (owners).
+    pub totp_required: bool,
+    /// Failed sign-ins since the last success or password reset.
+    pub failed_attempts: i64,
+    /// Sign-ins are refused until then.
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for AdminAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccount")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("totp_enrolled", &self.sealed_totp_secret.is_some())
+            .field("totp_confirmed_at", &self.totp_confirmed_at)
+            .field("totp_required", &self.totp_required)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("locked_until", &self.locked_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `Store::delete_admin` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRemoval {
+    /// Removed; it had this role.
+    Removed(AdminRole),
+    NotFound,
+    /// Refused: the admin is the last owner.
+    LastOwner,
 }
 
 /// Storage failures. The text never carries SQL or values; the cause is logged where it happens.
@@ -495,4 +543,60 @@ pub trait Store: Send + Sync + 'static {
         old: &[u8],
         new: &[u8],
     ) -> Result<bool, StoreError>;
+
+    // Administrators of the console (`wxlogin admins`, `services::admins`).
+    /// Stores a new administrator (without a TOTP secret); `Conflict` when the name exists.
+    async fn insert_admin(&self, admin: &AdminAccount) -> Result<(), StoreError>;
+    async fn get_admin(&self, name: &AdminName) -> Result<Option<AdminAccount>, StoreError>;
+    /// Every administrator, by name.
+    async fn list_admins(&self) -> Result<Vec<AdminAccount>, StoreError>;
+    /// Removes the administrator unless it is the last owner. Concurrent removals of the last
+    /// two owners cannot both succeed.
+    async fn delete_admin(&self, name: &AdminName) -> Result<AdminRemoval, StoreError>;
+    /// Replaces the password hash and clears the lockout (failed attempts, locked until);
+    /// `false` when there is no such administrator.
+    async fn set_admin_password(
+        &self,
+        name: &AdminName,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Stores a new sealed TOTP secret, unconfirmed and with no step spent; `false` when there is
+    /// no such administrator.
+    async fn set_admin_totp(
+        &self,
+        name: &AdminName,
+        sealed_secret: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Spends `step` if it is later than the last step accepted and the secret is still
+    /// `sealed_secret` (the one the code was checked against); confirms the secret on its first
+    /// code. Of concurrent uses of one code, one gets `true`.
+    async fn accept_admin_totp_step(
+        &self,
+        name: &AdminName,
+        sealed_secret: &[u8],
+        step: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the administrator's sealed TOTP secret with `new` if it is still `old`
+    /// (`wxlogin sealing-key reseal`); the spent steps and the confirmation stay.
+    async fn reseal_admin_totp_secret(
+        &self,
+        name: &AdminName,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// A failed sign-in (password or TOTP code): counts it, and at `max_failures` in a row locks
+    /// the administrator until `lock_until` (and starts the count again). Returns the lock time
+    /// when this failure locked it; `None` otherwise, also for an unknown name.
+    async fn record_admin_sign_in_failure(
+        &self,
+        name: &AdminName,
+        max_failures: i64,
+        lock_until: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// A successful sign-in: the failure count starts again.
+    async fn record_admin_sign_in(&self, name: &AdminName, now: i64) -> Result<(), StoreError>;
 }

@@ -2,9 +2,10 @@
 //! the mapping of database errors, for the queries in `sql.rs`.
 
 use super::{
-    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey, StoreError, User,
+    AdminAccount, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey,
+    StoreError, User,
 };
-use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// A unique violation is a rule of the data (`Conflict`); anything else is the database's trouble.
 /// Each sqlx driver does the recognising (SQLite's UNIQUE and PRIMARYKEY constraint codes,
@@ -241,5 +242,40 @@ mod tests {
         let err = SessionAccess::try_from(row).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt("user id")), "{err:?}");
         assert_eq!(err.to_string(), "a stored value is invalid: user id");
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AdminRow {
+    name: String,
+    role: String,
+    password_hash: String,
+    sealed_totp_secret: Option<Vec<u8>>,
+    totp_confirmed_at: Option<i64>,
+    totp_last_step: Option<i64>,
+    totp_required: i64,
+    failed_attempts: i64,
+    locked_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<AdminRow> for AdminAccount {
+    type Error = StoreError;
+
+    fn try_from(row: AdminRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            name: AdminName::parse(&row.name).map_err(|_| StoreError::Corrupt("admin name"))?,
+            role: AdminRole::parse(&row.role).map_err(|_| StoreError::Corrupt("admin role"))?,
+            password_hash: row.password_hash,
+            sealed_totp_secret: row.sealed_totp_secret,
+            totp_confirmed_at: row.totp_confirmed_at,
+            totp_last_step: row.totp_last_step,
+            totp_required: row.totp_required != 0,
+            failed_attempts: row.failed_attempts,
+            locked_until: row.locked_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
     }
 }

@@ -13,14 +13,15 @@ use sqlx::{
 
 use super::audit::{AUDIT_COLUMNS, AuditRow};
 use super::rows::{
-    IdentityRow, LoginTicketRow, RefreshTokenRow, SessionAccessRow, SessionRow, SigningKeyRow,
-    UserRow, db_error, migrate_error,
+    AdminRow, IdentityRow, LoginTicketRow, RefreshTokenRow, SessionAccessRow, SessionRow,
+    SigningKeyRow, UserRow, db_error, migrate_error,
 };
 use super::{
-    AuditQuery, AuditRecord, Avatar, Identity, LoginTicket, RefreshToken, Session, SessionAccess,
-    SigningKey, Store, StoreError, User, UserSearch, UserSummary,
+    AdminAccount, AdminRemoval, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
+    RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User, UserSearch,
+    UserSummary,
 };
-use crate::domain::{AppId, OpenId, Phone, SessionId, UnionId, UserId};
+use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
 /// What a backend decides for itself. Public only to appear in the bounds of the `Store` impl;
 /// the module is private, so nothing outside `store` can implement it.
@@ -46,6 +47,9 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+const ADMIN_COLUMNS: &str = "name, role, password_hash, sealed_totp_secret, totp_confirmed_at, \
+     totp_last_step, totp_required, failed_attempts, locked_until, created_at, updated_at";
 
 const USER_COLUMNS: &str =
     "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
@@ -1139,6 +1143,200 @@ where
         .await
         .map_err(db_error)?;
         Ok(B::rows_affected(&done) > 0)
+    }
+
+    // Administrators of the console.
+    async fn insert_admin(&self, admin: &AdminAccount) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admins (name, role, password_hash, totp_required, failed_attempts, \
+             locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(admin.name.as_str())
+        .bind(admin.role.as_str())
+        .bind(admin.password_hash.as_str())
+        .bind(i64::from(admin.totp_required))
+        .bind(admin.failed_attempts)
+        .bind(admin.locked_until)
+        .bind(admin.created_at)
+        .bind(admin.updated_at)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_admin(&self, name: &AdminName) -> Result<Option<AdminAccount>, StoreError> {
+        sqlx::query_as::<_, AdminRow>(&format!(
+            "SELECT {ADMIN_COLUMNS} FROM admins WHERE name = $1"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .map(AdminAccount::try_from)
+        .transpose()
+    }
+
+    async fn list_admins(&self) -> Result<Vec<AdminAccount>, StoreError> {
+        sqlx::query_as::<_, AdminRow>(&format!("SELECT {ADMIN_COLUMNS} FROM admins ORDER BY name"))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(AdminAccount::try_from)
+            .collect()
+    }
+
+    async fn delete_admin(&self, name: &AdminName) -> Result<AdminRemoval, StoreError> {
+        let mut tx = begin_write(self).await?;
+        // The owners are locked (PostgreSQL; SQLite holds its one write lock already), so that of
+        // two removals of the last two owners the second counts after the first committed.
+        let owners: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT name FROM admins WHERE role = 'owner'{}",
+            B::LOCK_READ_ROW
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let role: Option<(String,)> = sqlx::query_as("SELECT role FROM admins WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let Some((role,)) = role else {
+            return Ok(AdminRemoval::NotFound);
+        };
+        let role = AdminRole::parse(&role).map_err(|_| StoreError::Corrupt("admin role"))?;
+        if role == AdminRole::Owner && owners.len() <= 1 {
+            return Ok(AdminRemoval::LastOwner);
+        }
+        sqlx::query("DELETE FROM admins WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(AdminRemoval::Removed(role))
+    }
+
+    async fn set_admin_password(
+        &self,
+        name: &AdminName,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE admins SET password_hash = $2, failed_attempts = 0, locked_until = NULL, \
+             updated_at = $3 WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .bind(password_hash)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn set_admin_totp(
+        &self,
+        name: &AdminName,
+        sealed_secret: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE admins SET sealed_totp_secret = $2, totp_confirmed_at = NULL, \
+             totp_last_step = NULL, updated_at = $3 WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .bind(sealed_secret)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn accept_admin_totp_step(
+        &self,
+        name: &AdminName,
+        sealed_secret: &[u8],
+        step: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE admins SET totp_last_step = $3, \
+             totp_confirmed_at = COALESCE(totp_confirmed_at, $4), updated_at = $4 \
+             WHERE name = $1 AND sealed_totp_secret = $2 \
+             AND (totp_last_step IS NULL OR totp_last_step < $3)",
+        )
+        .bind(name.as_str())
+        .bind(sealed_secret)
+        .bind(step)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn reseal_admin_totp_secret(
+        &self,
+        name: &AdminName,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE admins SET sealed_totp_secret = $3 \
+             WHERE name = $1 AND sealed_totp_secret = $2",
+        )
+        .bind(name.as_str())
+        .bind(old)
+        .bind(new)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn record_admin_sign_in_failure(
+        &self,
+        name: &AdminName,
+        max_failures: i64,
+        lock_until: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // One statement, so concurrent failures each count.
+        let locked: Option<(Option<i64>,)> = sqlx::query_as(
+            "UPDATE admins SET \
+             locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3 ELSE locked_until END, \
+             failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 \
+                               ELSE failed_attempts + 1 END, \
+             updated_at = $4 WHERE name = $1 RETURNING locked_until",
+        )
+        .bind(name.as_str())
+        .bind(max_failures)
+        .bind(lock_until)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(locked
+            .and_then(|(until,)| until)
+            .filter(|until| *until == lock_until))
+    }
+
+    async fn record_admin_sign_in(&self, name: &AdminName, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE admins SET failed_attempts = 0, updated_at = $2 \
+             WHERE name = $1 AND failed_attempts > 0",
+        )
+        .bind(name.as_str())
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 }
 

@@ -97,9 +97,12 @@ async fn fails(app: &TestApp, args: &[&str]) -> String {
     lines[0].to_owned()
 }
 
-/// Runs `scenario` against a server on a SQLite file, then on a fresh PostgreSQL database.
-async fn on_both_backends<F, Fut>(configure: impl Fn(&mut Settings) + Clone + 'static, scenario: F)
-where
+/// Runs `scenario` against a server on a SQLite file, then on a fresh PostgreSQL database (also
+/// for `admins_cli.rs`).
+pub(crate) async fn on_both_backends<F, Fut>(
+    configure: impl Fn(&mut Settings) + Clone + 'static,
+    scenario: F,
+) where
     F: Fn(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {

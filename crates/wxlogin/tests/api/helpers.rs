@@ -228,6 +228,9 @@ pub struct TestApp {
     /// `http://host:port` of the metrics listener, when the test turned it on
     /// (`settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap())`).
     pub metrics_address: Option<String>,
+    /// `http://host:port` of the admin console, when the test turned it on
+    /// (`settings.admin.listen = Some("127.0.0.1:0".parse().unwrap())`).
+    pub admin_address: Option<String>,
     pub wx: TestWechat,
     pub state: wxlogin::state::AppState,
     pub http: reqwest::Client,
@@ -301,6 +304,7 @@ impl TestApp {
             .expect("the app builds");
         let address = format!("http://{}", app.local_addr());
         let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
+        let admin_address = app.admin_addr().map(|addr| format!("http://{addr}"));
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -309,6 +313,7 @@ impl TestApp {
         Self {
             address,
             metrics_address,
+            admin_address,
             wx,
             state,
             http: reqwest::Client::new(),

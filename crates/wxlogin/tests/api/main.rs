@@ -4,6 +4,8 @@
 mod helpers;
 
 mod admin_cli;
+mod admin_console;
+mod admins_cli;
 mod audit;
 mod authorization;
 mod caddy;

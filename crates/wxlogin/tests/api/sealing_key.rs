@@ -155,6 +155,32 @@ async fn rotate_reseal_and_drop_the_old_key(database_url: Option<String>) {
     let ann = token(&first.login("ann").await);
     let cat = token(&first.login("cat").await);
     first.login("ben").await;
+    // An administrator's TOTP secret, sealed under the old key.
+    let root = wxlogin::domain::AdminName::parse("root").unwrap();
+    let totp = wxlogin::crypto::TotpSecret::generate();
+    let mut admin = wxlogin::store::AdminAccount {
+        name: root.clone(),
+        role: wxlogin::domain::AdminRole::Owner,
+        password_hash: "$argon2id$unused".into(),
+        sealed_totp_secret: None,
+        totp_confirmed_at: None,
+        totp_last_step: None,
+        totp_required: true,
+        failed_attempts: 0,
+        locked_until: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    first.state.store.insert_admin(&admin).await.unwrap();
+    let sealed = wxlogin::services::admins::seal_totp_secret(&key(&old), &root, &totp);
+    assert!(
+        first
+            .state
+            .store
+            .set_admin_totp(&root, &sealed, 0)
+            .await
+            .unwrap()
+    );
     first.stop().await;
 
     // rotate prints a key and the steps, and changes nothing.
@@ -235,6 +261,9 @@ async fn rotate_reseal_and_drop_the_old_key(database_url: Option<String>) {
         "written by a login"
     );
     assert_eq!(third.get_authed("/v1/me", &cat).await.status(), 200);
+    admin = third.state.store.get_admin(&root).await.unwrap().unwrap();
+    let opened = wxlogin::services::admins::open_totp_secret(&key(&new), &admin);
+    assert_eq!(opened, Some(totp), "the TOTP secret was resealed");
     let only_new = config(dir.path(), &database_url, &new, &[], &wechat, None);
     let status = sealing_key(&only_new, &["status"]).await;
     assert!(

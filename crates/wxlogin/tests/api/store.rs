@@ -24,6 +24,9 @@ use unionids::*;
 mod admin;
 use admin::*;
 
+mod admins;
+use admins::*;
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -90,6 +93,11 @@ on_both_backends!(
     a_backfilled_unionid_is_owned_by_its_user,
     users_are_searched_by_id_identity_phone_and_nickname,
     sessions_of_a_user_are_listed_live_or_all,
+    admins_are_stored_listed_by_name_and_unique,
+    the_last_owner_is_never_removed,
+    a_new_password_clears_the_lockout,
+    a_totp_step_is_spent_once_and_a_new_secret_starts_over,
+    failed_sign_ins_lock_at_the_limit_and_a_success_resets_the_count,
 );
 
 const T0: i64 = 1_700_000_000_000;
