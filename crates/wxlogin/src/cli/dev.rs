@@ -20,6 +20,9 @@ pub(crate) const DEV_SERVICE_SECRET: &str = "demo-service-secret-change-me";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The console's administrator in dev: an operator, given a new password at every start.
+pub(crate) const DEV_ADMIN: &str = "dev";
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct DevArgs {
     /// Where wxlogin listens [default: 127.0.0.1:8080, or server.listen of the configuration].
@@ -92,6 +95,11 @@ scopes = ["introspect", "users:read", "phone:read", "wechat:token", "wechat:toke
 # WXLOGIN_METRICS__LISTEN=127.0.0.1:9091 turns it on.
 [metrics]
 listen = ""
+
+# The admin console, on loopback; the operator `dev` gets a new password at every start, printed
+# below. WXLOGIN_ADMIN__LISTEN= (empty) turns it off.
+[admin]
+listen = "127.0.0.1:8090"
 "#,
         data_dir = toml::Value::from(data_dir.display().to_string()),
         database = toml::Value::from(format!(
@@ -153,6 +161,9 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     if let Some(metrics) = settings.metrics.listen {
         check_loopback("the metrics", metrics, args.public)?;
     }
+    if let Some(console) = settings.admin.listen {
+        check_loopback("the admin console", console, args.public)?;
+    }
     let mock_listener = tokio::net::TcpListener::bind(args.mock_listen)
         .await
         .map_err(|e| {
@@ -170,6 +181,10 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
+    let console = match app.admin_addr() {
+        Some(console) => Some((console, dev_admin(&app).await?)),
+        None => None,
+    };
     let (stop_mock, mock_stopped) = tokio::sync::oneshot::channel::<()>();
     let mock = tokio::spawn(wechat_mock::serve(
         mock_listener,
@@ -179,7 +194,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
         },
     ));
     tracing::warn!(simulator = %mock_url, "DEV MODE: WeChat is the built-in SIMULATOR; logins are not real");
-    print_welcome(addr, mock_addr, metrics_addr, &args.data_dir);
+    print_welcome(addr, mock_addr, metrics_addr, console, &args.data_dir);
     let result = app
         .run_until_stopped(super::shutdown_signal())
         .await
@@ -188,11 +203,57 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), String> {
     let _ = mock.await;
     result
 }
+/// Makes the console's operator `dev` with a new random password (or gives it one), and returns
+/// the password for the welcome text: a new one at every start, shown once.
+async fn dev_admin(app: &Application) -> Result<String, String> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+
+    use crate::domain::{AdminName, AdminPassword, AdminRole};
+    use crate::services::admins::{self, AdminsError};
+
+    let state = app.state();
+    let admin = crate::services::admin::Admin {
+        store: state.store.clone(),
+        actor: crate::services::audit::Actor::System,
+        shared: None,
+        settings: state.settings.clone(),
+        clock: state.clock.clone(),
+    };
+    let name = AdminName::parse(DEV_ADMIN)?;
+    let mut bytes = [0u8; 18];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let password = AdminPassword::parse(text.clone())?;
+    match admins::add(&admin, &name, AdminRole::Operator, &password).await {
+        Ok(_) => {}
+        Err(AdminsError::Exists(_)) => {
+            admins::reset_password(&admin, &name, &password)
+                .await
+                .map_err(|e| format!("the console's dev administrator: {e}"))?;
+        }
+        Err(e) => return Err(format!("the console's dev administrator: {e}")),
+    }
+    Ok(text)
+}
+
 #[allow(clippy::print_stdout)]
-fn print_welcome(addr: SocketAddr, mock: SocketAddr, metrics: Option<SocketAddr>, data_dir: &Path) {
+fn print_welcome(
+    addr: SocketAddr,
+    mock: SocketAddr,
+    metrics: Option<SocketAddr>,
+    console: Option<(SocketAddr, String)>,
+    data_dir: &Path,
+) {
     let metrics = match metrics {
         Some(metrics) => format!("http://{metrics}/metrics"),
         None => "off (WXLOGIN_METRICS__LISTEN=127.0.0.1:9091 turns them on)".to_owned(),
+    };
+    let console = match console {
+        Some((console, password)) => format!(
+            "http://{console}/   (administrator `{DEV_ADMIN}`, password {password}: new at every start)"
+        ),
+        None => "off (WXLOGIN_ADMIN__LISTEN=127.0.0.1:8090 turns it on)".to_owned(),
     };
     println!(
         r#"
@@ -200,6 +261,7 @@ wxlogin dev is running
   server     http://{addr}   (API reference: http://{addr}/docs)
   simulator  http://{mock}   (demo app {appid})
   metrics    {metrics}
+  console    {console}
   data       {data}/ (SQLite database, sealing key)
 
 Try it (or follow the README walkthrough):

@@ -10,8 +10,10 @@ fn wxlogin() -> Command {
     command
         .env_remove("WXLOGIN_CONFIG")
         .env("WXLOGIN_LOG", "warn")
-        // Off: processes of parallel tests would all want 127.0.0.1:9090.
-        .env("WXLOGIN_METRICS__LISTEN", "");
+        // Off: processes of parallel tests would all want 127.0.0.1:9090 (and dev's console
+        // 127.0.0.1:8090).
+        .env("WXLOGIN_METRICS__LISTEN", "")
+        .env("WXLOGIN_ADMIN__LISTEN", "");
     command
 }
 
@@ -373,6 +375,105 @@ async fn dev_takes_a_config_file_and_the_environment_over_its_generated_settings
     );
     let status = stop_with_sigterm(child).await;
     assert!(status.success(), "{status}");
+}
+
+/// Starts `dev` with its console on `console_port` and returns it with the password its welcome
+/// text printed for the operator `dev`.
+fn dev_with_console(
+    data_dir: &std::path::Path,
+    port: u16,
+    console_port: u16,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = wxlogin()
+        .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--mock-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("WXLOGIN_ADMIN__LISTEN", format!("127.0.0.1:{console_port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read on a thread of its own to the end, so that the server never writes to a closed pipe.
+    let stdout = child.stdout.take().unwrap();
+    let (found, line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for text in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if text.trim_start().starts_with("console") {
+                let _ = found.send(text);
+            }
+        }
+    });
+    let line = line
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the welcome text names the console");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{console_port}/")),
+        "{line}"
+    );
+    let password = line
+        .split("password ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .expect("the welcome text shows the password")
+        .to_owned();
+    (child, password)
+}
+
+/// Signs `dev` in to the console with `password`: the status of the answer to the form.
+async fn console_sign_in(console_port: u16, password: &str) -> reqwest::StatusCode {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{console_port}");
+    let page = browser
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    let csrf = page[at..].split('"').next().unwrap();
+    let response = browser
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([("csrf", csrf), ("name", "dev"), ("password", password)])
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let signed_in = response.status() == reqwest::StatusCode::SEE_OTHER
+        && response.headers()["location"] == "/";
+    if signed_in {
+        reqwest::StatusCode::OK
+    } else {
+        response.status()
+    }
+}
+
+#[tokio::test]
+async fn dev_serves_the_console_with_a_new_password_for_its_operator_at_every_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, console_port) = (free_port(), free_port());
+    let (first, password) = dev_with_console(dir.path(), port, console_port);
+    assert!(password.len() >= 20, "a long random password");
+    assert_eq!(console_sign_in(console_port, &password).await, 200);
+    assert!(stop_with_sigterm(first).await.success());
+
+    let (second, again) = dev_with_console(dir.path(), port, console_port);
+    assert_ne!(again, password, "a new password at every start");
+    assert_ne!(console_sign_in(console_port, &password).await, 200);
+    assert_eq!(console_sign_in(console_port, &again).await, 200);
+    assert!(stop_with_sigterm(second).await.success());
 }
 
 #[tokio::test]
