@@ -290,27 +290,7 @@ async fn a_registration_and_a_unionid_link_are_recorded() {
 #[tokio::test]
 async fn a_service_invalidating_the_wechat_token_is_recorded_as_the_service() {
     let app = TestApp::spawn().await;
-    let url = app.url(&format!("/internal/v1/wechat/{DEMO_APPID}/access-token"));
-    let current: Value = app
-        .http
-        .get(&url)
-        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = current["access_token"].as_str().unwrap().to_owned();
-    app.remember_secret(token.clone());
-    let response = app
-        .http
-        .post(format!("{url}/invalidate"))
-        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
-        .json(&json!({ "access_token": token }))
-        .send()
-        .await
-        .unwrap();
+    let (token, response) = app.report_wechat_token_rejected().await;
     assert_eq!(response.status(), 200);
     let renewed: Value = response.json().await.unwrap();
     app.remember_secret(renewed["access_token"].as_str().unwrap());

@@ -247,6 +247,34 @@ pub const SERVICE_ID: &str = "billing";
 pub const SERVICE_SECRET: &str = "billing-service-secret-0123456789";
 
 impl TestApp {
+    /// As the service `SERVICE_ID`: fetches the demo app's WeChat access token, then reports it
+    /// rejected (`POST .../access-token/invalidate`); the token reported and the report's answer.
+    /// The token is remembered as a secret.
+    pub async fn report_wechat_token_rejected(&self) -> (String, reqwest::Response) {
+        let url = self.url(&format!("/internal/v1/wechat/{DEMO_APPID}/access-token"));
+        let current: serde_json::Value = self
+            .http
+            .get(&url)
+            .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rejected = current["access_token"].as_str().unwrap().to_owned();
+        self.remember_secret(rejected.clone());
+        let response = self
+            .http
+            .post(format!("{url}/invalidate"))
+            .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
+            .json(&serde_json::json!({ "access_token": rejected }))
+            .send()
+            .await
+            .unwrap();
+        (rejected, response)
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
@@ -561,3 +589,34 @@ impl PostgresSchema {
         }
     }
 }
+
+/// `on_both_backends!(scenario, ...)`: for each `async fn scenario(store: Arc<dyn Store>)` of the
+/// calling module, a test on a fresh SQLite file (module `sqlite`) and one on a fresh PostgreSQL
+/// database (module `postgres`, which says it skipped when no server answers).
+macro_rules! store_on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let db = crate::helpers::sqlite_store().await;
+                    super::$scenario(db.store()).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let Some(db) = crate::helpers::postgres_store().await else {
+                        return;
+                    };
+                    let store = db.store();
+                    db.run(super::$scenario(store)).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use store_on_both_backends as on_both_backends;

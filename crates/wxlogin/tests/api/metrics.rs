@@ -134,27 +134,7 @@ async fn a_session_shows_in_every_family() {
     assert_error(refresh(old).await, 401, "invalid_grant").await;
 
     // Access tokens: fetched on request, then again after a service reports it rejected.
-    let token_url = app.url(&format!("/internal/v1/wechat/{DEMO_APPID}/access-token"));
-    let current: Value = app
-        .http
-        .get(&token_url)
-        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rejected = current["access_token"].as_str().unwrap().to_owned();
-    app.remember_secret(rejected.clone());
-    let response = app
-        .http
-        .post(format!("{token_url}/invalidate"))
-        .basic_auth(SERVICE_ID, Some(SERVICE_SECRET))
-        .json(&json!({ "access_token": rejected }))
-        .send()
-        .await
-        .unwrap();
+    let (_, response) = app.report_wechat_token_rejected().await;
     assert_eq!(response.status(), 200);
     // And once by the background refresher, in the token's last minutes.
     app.wx.clock.advance(Duration::from_secs(7200 - 200));

@@ -12,33 +12,6 @@ use wxlogin::store::{AuditQuery, AuditRecord, LoginTicket, RefreshToken, Session
 
 use crate::helpers::*;
 
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let db = crate::helpers::sqlite_store().await;
-                    super::$scenario(db.store()).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let Some(db) = crate::helpers::postgres_store().await else {
-                        return;
-                    };
-                    let store = db.store();
-                    db.run(super::$scenario(store)).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     audit_entries_are_filtered_newest_first_and_purged_in_batches,
     ended_sessions_lose_their_tokens_and_go_after_the_margin,

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use wxlogin::domain::{AppId, OpenId, SessionId, UnionId, UserId};
 use wxlogin::store::{Identity, RefreshToken, Session, Store, StoreError, User};
 
-use crate::helpers::DEMO_APPID;
+use crate::helpers::{DEMO_APPID, on_both_backends};
 
 mod sessions;
 use sessions::*;
@@ -26,33 +26,6 @@ use admin::*;
 
 mod admins;
 use admins::*;
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let db = crate::helpers::sqlite_store().await;
-                    super::$scenario(db.store()).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let Some(db) = crate::helpers::postgres_store().await else {
-                        return;
-                    };
-                    let store = db.store();
-                    db.run(super::$scenario(store)).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     migrations_are_idempotent,
