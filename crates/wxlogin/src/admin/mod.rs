@@ -8,9 +8,10 @@
 mod pages;
 mod sessions;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::domain::AdminName;
 use crate::services::admins::{TotpState, check_password, is_locked, verify_totp_code};
+use crate::services::audit::{Actor, AuditEvent, Origin, SignInStep};
 use crate::state::AppState;
 use sessions::{Session, Sessions, Stage};
 
@@ -38,6 +40,23 @@ struct Console {
 impl Console {
     fn now(&self) -> i64 {
         self.app.clock.unix_millis()
+    }
+
+    /// Records a sign-in event in the audit log, naming the administrator, from the connection's
+    /// address (the console trusts no forwarding header) and user agent.
+    async fn record(&self, peer: SocketAddr, headers: &HeaderMap, event: AuditEvent) {
+        let (AuditEvent::AdminSignedIn { admin }
+        | AuditEvent::AdminSignInFailed { admin, .. }
+        | AuditEvent::AdminSignedOut { admin }) = &event
+        else {
+            return;
+        };
+        let actor = Actor::Admin(admin.as_str().to_owned());
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok());
+        let origin = Origin::new(Some(peer.ip().to_canonical()), user_agent);
+        crate::services::audit::record(&self.app, actor, &origin, event).await;
     }
 
     fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
@@ -144,8 +163,25 @@ struct SignIn {
 const WRONG: &str = "Wrong name or password.";
 const LOCKED: &str = "Too many failed sign-ins: try again later, or ask an owner to run `wxlogin admins reset-password`.";
 
-/// A failed step: counted; the session ends once the administrator is locked out.
-async fn failed(console: &Console, name: &AdminName) -> bool {
+/// A failed step: counted and recorded; the session ends once the administrator is locked out.
+async fn failed(
+    console: &Console,
+    name: &AdminName,
+    step: SignInStep,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> bool {
+    let locked = count_failure(console, name).await;
+    let event = AuditEvent::AdminSignInFailed {
+        admin: name.clone(),
+        step,
+        locked,
+    };
+    console.record(peer, headers, event).await;
+    locked
+}
+
+async fn count_failure(console: &Console, name: &AdminName) -> bool {
     let settings = &console.app.settings.admin;
     let now = console.now();
     let lock_until = now + i64::try_from(settings.lockout_secs * 1000).unwrap_or(i64::MAX);
@@ -170,6 +206,7 @@ async fn failed(console: &Console, name: &AdminName) -> bool {
 
 async fn sign_in(
     State(console): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
@@ -202,7 +239,15 @@ async fn sign_in(
         return again(StatusCode::TOO_MANY_REQUESTS, LOCKED);
     }
     if !check_password(&account, &form.password).await {
-        if failed(&console, &account.name).await {
+        if failed(
+            &console,
+            &account.name,
+            SignInStep::Password,
+            peer,
+            &headers,
+        )
+        .await
+        {
             return again(StatusCode::TOO_MANY_REQUESTS, LOCKED);
         }
         return again(StatusCode::UNAUTHORIZED, WRONG);
@@ -214,7 +259,7 @@ async fn sign_in(
                 "Owners must sign in with a TOTP code: run `wxlogin admins totp NAME` first.",
             );
         }
-        return signed_in(&console, &account, &token).await;
+        return signed_in(&console, &account, &token, peer, &headers).await;
     }
     let (cookie, _) = console.start(Stage::PasswordChecked(account.name.clone()), Some(&token));
     redirect("/login/totp", Some(cookie))
@@ -224,6 +269,8 @@ async fn signed_in(
     console: &Console,
     account: &crate::store::AdminAccount,
     token: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
 ) -> Response {
     if let Err(e) = console
         .app
@@ -233,6 +280,10 @@ async fn signed_in(
     {
         tracing::warn!(error = %e, "cannot reset the failed sign-ins of an administrator");
     }
+    let event = AuditEvent::AdminSignedIn {
+        admin: account.name.clone(),
+    };
+    console.record(peer, headers, event).await;
     let (cookie, _) = console.start(
         Stage::SignedIn {
             name: account.name.clone(),
@@ -288,6 +339,7 @@ struct Code {
 
 async fn totp(
     State(console): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<Code>,
 ) -> Response {
@@ -333,9 +385,9 @@ async fn totp(
     )
     .await;
     match accepted {
-        Ok(true) => signed_in(&console, &account, &token).await,
+        Ok(true) => signed_in(&console, &account, &token, peer, &headers).await,
         Ok(false) => {
-            if failed(&console, name).await {
+            if failed(&console, name, SignInStep::Totp, peer, &headers).await {
                 console.sessions.end(&token);
                 return with_cookie(
                     html(StatusCode::TOO_MANY_REQUESTS, pages::refused(LOCKED)),
@@ -382,6 +434,7 @@ struct SignOut {
 
 async fn sign_out(
     State(console): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignOut>,
 ) -> Response {
@@ -392,6 +445,10 @@ async fn sign_out(
         return forbidden();
     }
     console.sessions.end(&token);
+    if let Stage::SignedIn { name, .. } = session.stage {
+        let event = AuditEvent::AdminSignedOut { admin: name };
+        console.record(peer, &headers, event).await;
+    }
     redirect("/login", Some(console.clear_cookie()))
 }
 
@@ -445,7 +502,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, app: AppState) {
         app,
         secure,
     };
-    if let Err(e) = axum::serve(listener, router(console)).await {
+    let service = router(console).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
         tracing::error!(error = %e, "the admin console listener stopped");
     }
 }

@@ -266,6 +266,37 @@ pub enum AuditEvent {
         admin: AdminName,
         replaced: bool,
     },
+    /// An administrator signed in to the console (password, and TOTP code when enrolled).
+    AdminSignedIn {
+        admin: AdminName,
+    },
+    /// A console sign-in step failed for a known administrator: `step` is `password` or `totp`;
+    /// `locked` when this failure locked the administrator out.
+    AdminSignInFailed {
+        admin: AdminName,
+        step: SignInStep,
+        locked: bool,
+    },
+    /// An administrator signed out of the console.
+    AdminSignedOut {
+        admin: AdminName,
+    },
+}
+
+/// Which step of a console sign-in failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInStep {
+    Password,
+    Totp,
+}
+
+impl SignInStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Totp => "totp",
+        }
+    }
 }
 
 /// The `type` of an entry, as stored and as `wxlogin audit list --type` takes it.
@@ -293,10 +324,13 @@ pub enum EventType {
     AdminRemoved,
     AdminPasswordReset,
     AdminTotpEnrolled,
+    AdminSignedIn,
+    AdminSignInFailed,
+    AdminSignedOut,
 }
 
 impl EventType {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 25] = [
         Self::Login,
         Self::Registration,
         Self::IdentityLinked,
@@ -319,6 +353,9 @@ impl EventType {
         Self::AdminRemoved,
         Self::AdminPasswordReset,
         Self::AdminTotpEnrolled,
+        Self::AdminSignedIn,
+        Self::AdminSignInFailed,
+        Self::AdminSignedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -345,6 +382,9 @@ impl EventType {
             Self::AdminRemoved => "admin_removed",
             Self::AdminPasswordReset => "admin_password_reset",
             Self::AdminTotpEnrolled => "admin_totp_enrolled",
+            Self::AdminSignedIn => "admin_signed_in",
+            Self::AdminSignInFailed => "admin_sign_in_failed",
+            Self::AdminSignedOut => "admin_signed_out",
         }
     }
 
@@ -412,6 +452,9 @@ impl AuditEvent {
             Self::AdminRemoved { .. } => EventType::AdminRemoved,
             Self::AdminPasswordReset { .. } => EventType::AdminPasswordReset,
             Self::AdminTotpEnrolled { .. } => EventType::AdminTotpEnrolled,
+            Self::AdminSignedIn { .. } => EventType::AdminSignedIn,
+            Self::AdminSignInFailed { .. } => EventType::AdminSignInFailed,
+            Self::AdminSignedOut { .. } => EventType::AdminSignedOut,
         }
     }
 
@@ -439,7 +482,10 @@ impl AuditEvent {
             | Self::AdminAdded { .. }
             | Self::AdminRemoved { .. }
             | Self::AdminPasswordReset { .. }
-            | Self::AdminTotpEnrolled { .. } => None,
+            | Self::AdminTotpEnrolled { .. }
+            | Self::AdminSignedIn { .. }
+            | Self::AdminSignInFailed { .. }
+            | Self::AdminSignedOut { .. } => None,
         }
     }
 
@@ -509,6 +555,14 @@ impl AuditEvent {
             Self::AdminTotpEnrolled { admin, replaced } => {
                 json!({ "admin": admin.as_str(), "replaced": replaced })
             }
+            Self::AdminSignedIn { admin } | Self::AdminSignedOut { admin } => {
+                json!({ "admin": admin.as_str() })
+            }
+            Self::AdminSignInFailed {
+                admin,
+                step,
+                locked,
+            } => json!({ "admin": admin.as_str(), "step": step.as_str(), "locked": locked }),
             Self::WechatTokenInvalidated { .. }
             | Self::WechatTokenRefreshed { .. }
             | Self::UserUnbanned { .. }

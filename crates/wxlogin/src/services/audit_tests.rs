@@ -243,6 +243,31 @@ fn every_event() -> Vec<(AuditEvent, &'static str, bool, bool, Value)> {
             false,
             json!({"admin": "ops.bob", "replaced": false}),
         ),
+        (
+            AuditEvent::AdminSignedIn { admin: admin() },
+            "admin_signed_in",
+            false,
+            false,
+            json!({"admin": "ops.bob"}),
+        ),
+        (
+            AuditEvent::AdminSignInFailed {
+                admin: admin(),
+                step: SignInStep::Totp,
+                locked: true,
+            },
+            "admin_sign_in_failed",
+            false,
+            false,
+            json!({"admin": "ops.bob", "step": "totp", "locked": true}),
+        ),
+        (
+            AuditEvent::AdminSignedOut { admin: admin() },
+            "admin_signed_out",
+            false,
+            false,
+            json!({"admin": "ops.bob"}),
+        ),
     ]
 }
 

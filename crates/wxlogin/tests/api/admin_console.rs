@@ -10,7 +10,7 @@ use reqwest::redirect::Policy;
 use wxlogin::crypto::{TotpSecret, hash_password};
 use wxlogin::domain::{AdminName, AdminPassword, AdminRole};
 use wxlogin::services::admins::seal_totp_secret;
-use wxlogin::store::AdminAccount;
+use wxlogin::store::{AdminAccount, AuditQuery, AuditRecord};
 
 use crate::helpers::*;
 
@@ -64,6 +64,25 @@ async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecre
         );
     }
     app.remember_secret(PASSWORD);
+}
+
+/// The audit log's entries of `kind`, oldest first.
+async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Value)> {
+    let query = AuditQuery {
+        user: None,
+        kind: Some(kind.to_owned()),
+        since: None,
+        limit: 100,
+    };
+    let mut entries = app.state.store.list_audit_events(&query).await.unwrap();
+    entries.reverse();
+    entries
+        .into_iter()
+        .map(|e| {
+            let details = serde_json::from_str(&e.details).unwrap();
+            (e, details)
+        })
+        .collect()
 }
 
 fn url(app: &TestApp, path: &str) -> String {
@@ -219,6 +238,19 @@ async fn an_operator_signs_in_with_a_password_and_out_with_the_csrf_token() {
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let response = browser.get(url(&app, "/")).send().await.unwrap();
     assert_eq!(location(&response), "/login");
+
+    // Both are in the audit log, naming the administrator and the connection's address.
+    for kind in ["admin_signed_in", "admin_signed_out"] {
+        let entries = audited(&app, kind).await;
+        assert_eq!(entries.len(), 1, "{kind}");
+        let (entry, details) = &entries[0];
+        assert_eq!(
+            (entry.actor_kind.as_str(), entry.actor_id.as_deref()),
+            ("admin", Some("op"))
+        );
+        assert_eq!(entry.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(details["admin"], "op");
+    }
 }
 
 #[tokio::test]
@@ -324,6 +356,17 @@ async fn repeated_failures_lock_an_administrator_out_until_the_lockout_ends() {
     let name = AdminName::parse("op").unwrap();
     let account = app.state.store.get_admin(&name).await.unwrap().unwrap();
     assert!(account.locked_until.unwrap() > app.state.clock.unix_millis());
+    // Each failed password is in the audit log; the third says it locked the administrator out.
+    // The sign-in refused for the lockout is not a failure of the password.
+    let failures = audited(&app, "admin_sign_in_failed").await;
+    let locked: Vec<bool> = failures
+        .iter()
+        .map(|(_, details)| details["locked"].as_bool().unwrap())
+        .collect();
+    assert_eq!(locked, [false, false, true]);
+    assert!(failures.iter().all(|(entry, details)| {
+        details["step"] == "password" && entry.actor_id.as_deref() == Some("op")
+    }));
 
     // Unknown names are answered as a wrong password.
     let response = sign_in(&app, &browser, "nobody", PASSWORD).await;
@@ -336,6 +379,9 @@ async fn repeated_failures_lock_an_administrator_out_until_the_lockout_ends() {
     let response = sign_in(&app, &browser, "op", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/");
+    assert_eq!(audited(&app, "admin_signed_in").await.len(), 1);
+    // An unknown name is recorded nowhere: the log holds no name a stranger typed.
+    assert_eq!(audited(&app, "admin_sign_in_failed").await.len(), 3);
 }
 
 #[tokio::test]
