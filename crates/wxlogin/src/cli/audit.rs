@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::clock::SharedClock;
 use crate::domain::UserId;
-use crate::services::audit::{Actor, AuditEvent, EventType, Origin};
+use crate::services::audit::{Actor, AuditEvent, EventType};
 use crate::store::{AuditQuery, AuditRecord, Store};
 
 pub(crate) const DEFAULT_LIMIT: u32 = 100;
@@ -250,15 +250,7 @@ pub(crate) fn actor(flag: Option<&str>) -> Result<Actor, String> {
 /// Records an operator's change. Never fails: the change is made; a failed entry is logged.
 pub(crate) async fn record(store: &dyn Store, actor: &Actor, event: AuditEvent) {
     let clock = crate::clock::system();
-    crate::services::audit::record_to(
-        store,
-        &crate::metrics::Metrics::default(),
-        &clock,
-        actor,
-        &Origin::none(),
-        &event,
-    )
-    .await;
+    crate::services::audit::record_for_operator(store, &clock, actor, event).await;
 }
 
 /// `wxlogin keys rotate` made `kid` the signing key.

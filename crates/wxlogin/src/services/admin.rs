@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::domain::{AccessToken, AppId, AppSecret, Phone, SessionId, UserId};
-use crate::services::audit::{Actor, AuditEvent, Origin, REASON_MAX_CHARS};
+use crate::services::audit::{Actor, AuditEvent, REASON_MAX_CHARS};
 use crate::services::wechat_tokens::SharedAccessTokens;
 use crate::shared::{Revocation, SharedState};
 use crate::store::{Identity, Session, Store, StoreError, User, UserSearch, UserSummary};
@@ -125,13 +125,11 @@ impl Admin {
 
     /// Records a change in the audit log (never fails: the change is made; see `services::audit`).
     pub(crate) async fn record(&self, event: AuditEvent) {
-        crate::services::audit::record_to(
+        crate::services::audit::record_for_operator(
             self.store.as_ref(),
-            &crate::metrics::Metrics::default(),
             &self.clock,
             &self.actor,
-            &Origin::none(),
-            &event,
+            event,
         )
         .await;
     }

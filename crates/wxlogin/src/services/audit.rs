@@ -600,6 +600,25 @@ pub async fn record(state: &AppState, actor: Actor, origin: &Origin, event: Audi
     .await;
 }
 
+/// Appends an operator's `event` (the command line: no request it came from, and no server whose
+/// metrics would count a failed write; the warning is logged all the same). Never fails.
+pub async fn record_for_operator(
+    store: &dyn Store,
+    clock: &SharedClock,
+    actor: &Actor,
+    event: AuditEvent,
+) {
+    record_to(
+        store,
+        &Metrics::default(),
+        clock,
+        actor,
+        &Origin::none(),
+        &event,
+    )
+    .await;
+}
+
 /// Appends `event` to `store` at `clock`'s time (for the command line, which has no server
 /// state). Never fails: a store error is logged and counted in `metrics`; returns whether the
 /// entry was written.

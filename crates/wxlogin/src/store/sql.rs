@@ -964,32 +964,28 @@ where
     }
 
     async fn purge_audit_events(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM audit_events WHERE id IN \
              (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(self.pool())
         .await
-        .map_err(db_error)?;
-        Ok(B::rows_affected(&done))
     }
 
     async fn purge_ended_session_tokens(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
         // Two statements, each led by an index of `sessions` (expired, revoked), rather than one
         // with an OR that would scan the table on every batch.
-        let expired = sqlx::query(
+        let purged = delete_batch(
+            self,
             "DELETE FROM refresh_tokens WHERE hash IN \
              (SELECT t.hash FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id \
               WHERE s.expires_at <= $1 LIMIT $2)",
+            now,
+            limit,
         )
-        .bind(now)
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await
-        .map_err(db_error)?;
-        let purged = B::rows_affected(&expired);
+        .await?;
         let left = u64::from(limit).saturating_sub(purged);
         if left == 0 {
             return Ok(purged);
@@ -1012,29 +1008,25 @@ where
         limit: u32,
     ) -> Result<u64, StoreError> {
         // Their refresh tokens go too (ON DELETE CASCADE; SQLite connections set foreign_keys).
-        let done = sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM sessions WHERE id IN \
              (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(self.pool())
         .await
-        .map_err(db_error)?;
-        Ok(B::rows_affected(&done))
     }
 
     async fn purge_expired_login_tickets(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM login_tickets WHERE hash IN \
              (SELECT hash FROM login_tickets WHERE expires_at <= $1 LIMIT $2)",
+            now,
+            limit,
         )
-        .bind(now)
-        .bind(i64::from(limit))
-        .execute(self.pool())
         .await
-        .map_err(db_error)?;
-        Ok(B::rows_affected(&done))
     }
 
     // Signing-key lifecycle (`wxlogin keys retire`).
@@ -1346,6 +1338,29 @@ struct UserSummaryRow {
     #[sqlx(flatten)]
     user: UserRow,
     identities: i64,
+}
+
+/// One batch of a purge: `sql` deletes at most `$2` rows older than the horizon `$1`, in a
+/// statement of its own (a short transaction that never holds up a login); how many went.
+async fn delete_batch<B>(
+    store: &B,
+    sql: &'static str,
+    horizon: i64,
+    limit: u32,
+) -> Result<u64, StoreError>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+{
+    let done = sqlx::query(sql)
+        .bind(horizon)
+        .bind(i64::from(limit))
+        .execute(store.pool())
+        .await
+        .map_err(db_error)?;
+    Ok(B::rows_affected(&done))
 }
 
 /// `text` as a literal inside a LIKE pattern whose escape character is `\`.
