@@ -178,6 +178,12 @@ impl<K: Eq + Hash + Copy, V> Family<K, V> {
         }
     }
 
+    /// `f` of every series, in no particular order.
+    fn collect<T>(&self, f: impl Fn(&K, &V) -> T) -> Vec<T> {
+        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        series.iter().map(|(k, v)| f(k, v)).collect()
+    }
+
     fn len(&self) -> usize {
         self.series
             .read()
@@ -512,6 +518,43 @@ impl Metrics {
     }
 
     /// How many series there are in all (a bound the tests hold).
+    /// The calls to WeChat that did not succeed, as (api, errcode label, count), since this
+    /// process started, most first (the admin console's overview).
+    pub fn wechat_failures(&self) -> Vec<(&'static str, String, u64)> {
+        let mut rows: Vec<_> = self
+            .0
+            .wechat_calls
+            .collect(|(api, outcome), c| {
+                let code = match outcome {
+                    WechatOutcome::Errcode(0) => return None,
+                    WechatOutcome::Errcode(n) => n.to_string(),
+                    WechatOutcome::Failed(what) => (*what).to_owned(),
+                };
+                Some((*api, code, c.get()))
+            })
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, n)| *n > 0)
+            .collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, &a.1).cmp(&(b.0, &b.1))));
+        rows
+    }
+
+    /// The access-token fetches of `appid` since this process started: (succeeded, failed).
+    pub fn access_token_refreshes(&self, appid: &str) -> (u64, u64) {
+        let Some(app) = self.0.app_ids.get(appid).copied() else {
+            return (0, 0);
+        };
+        self.0
+            .token_refreshes
+            .collect(|(a, _, ok), c| (*a == app, *ok, c.get()))
+            .into_iter()
+            .filter(|(a, _, _)| *a)
+            .fold((0, 0), |(good, bad), (_, ok, n)| {
+                if ok { (good + n, bad) } else { (good, bad + n) }
+            })
+    }
+
     pub fn series_count(&self) -> usize {
         let inner = &self.0;
         inner.http.len()

@@ -1,33 +1,44 @@
-//! The admin console (`admin.listen`, `docs/admin.md`): for now the sign-in (password, then the
-//! TOTP code when the administrator has TOTP; owners must) and a signed-in page. Server-rendered
-//! HTML without script; every state-changing form carries its session's CSRF token; the session
-//! cookie is HttpOnly and SameSite=Strict, Secure unless the listener is on loopback; repeated
-//! failures lock the administrator out (`admin.max_failed_sign_ins`, `admin.lockout_secs`).
-//! The checks themselves are `services::admins`'.
+//! The admin console (`admin.listen`, `docs/admin.md`): server-rendered pages for operators, in
+//! English and Chinese, over the same services as the `wxlogin` command line
+//! (`services::admin`, `services::admins`, `services::signing_keys`, `services::resealing`,
+//! `services::audit`), never a copy of them.
+//!
+//! Sign-in is `signin`'s. Every page needs a signed-in session ([`Viewer`]); every
+//! state-changing form carries its session's CSRF token and is refused without it; what a role
+//! may do is checked on the server, whatever the page showed: viewers see, operators act on users
+//! and sessions, owners also on keys and apps. Every action is an audit entry naming the
+//! administrator. The session cookie is HttpOnly and SameSite=Strict, Secure unless the listener
+//! is on loopback.
 
+mod i18n;
 mod pages;
 mod sessions;
+mod signin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::domain::AdminName;
-use crate::services::admins::{TotpState, check_password, is_locked, verify_totp_code};
-use crate::services::audit::{Actor, AuditEvent, Origin, SignInStep};
+use crate::domain::{AdminName, AdminRole};
+use crate::services::admin::Admin;
+use crate::services::audit::{Actor, AuditEvent, Origin};
 use crate::state::AppState;
+use i18n::{Lang, Tz};
 use sessions::{Session, Sessions, Stage};
 
 const COOKIE: &str = "wxlogin_admin";
 
-/// No script, no frames, nothing from elsewhere: only this listener's stylesheet and forms.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Nothing from elsewhere: only this listener's stylesheet, script and forms; no inline script or
+/// style, no frames.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 #[derive(Clone)]
 struct Console {
@@ -85,17 +96,90 @@ impl Console {
         let (token, session) = self.sessions.start(stage, self.now());
         (self.set_cookie(&token), session)
     }
+
+    /// The actions of `viewer`, in this server: the audit log names them.
+    fn admin(&self, viewer: &Viewer) -> Admin {
+        Admin::in_server(&self.app, Actor::Admin(viewer.name.as_str().to_owned()))
+    }
+}
+
+/// The signed-in administrator of a request, with the language and time zone of their browser
+/// and the page they are on. A request without a signed-in session is sent to `/login`.
+pub(crate) struct Viewer {
+    pub name: AdminName,
+    pub role: AdminRole,
+    pub csrf: String,
+    pub lang: Lang,
+    pub tz: Tz,
+    /// The path and query of this request (the language switch comes back to it).
+    pub path: String,
+}
+
+impl Viewer {
+    /// Whether the role allows what needs `role`.
+    pub fn may(&self, role: AdminRole) -> bool {
+        self.role >= role
+    }
+
+    /// A state-changing request: its form's CSRF token must be the session's, and the role must
+    /// allow it. The refusal is the response.
+    pub fn check(&self, csrf: &str, role: AdminRole) -> Result<(), Response> {
+        if !csrf_ok(&self.csrf, csrf) {
+            return Err(forbidden(self.lang));
+        }
+        if !self.may(role) {
+            return Err(self.refuse(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "{} {}",
+                    self.lang.t(
+                        "Your role cannot do this; it needs the role",
+                        "你的角色无权执行此操作，需要角色："
+                    ),
+                    pages::role_name(self.lang, role)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn refuse(&self, status: StatusCode, message: &str) -> Response {
+        html(status, pages::refused(self.lang, message))
+    }
+}
+
+impl FromRequestParts<Console> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        let Some((
+            _,
+            Session {
+                stage: Stage::SignedIn { name, role },
+                csrf,
+                ..
+            },
+        )) = console.session(&parts.headers)
+        else {
+            return Err(redirect("/login", None));
+        };
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        Ok(Self {
+            name,
+            role,
+            csrf,
+            lang: Lang::of(&parts.headers),
+            tz: Tz::of(&parts.headers),
+            path,
+        })
+    }
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+    i18n::cookie(headers, COOKIE)
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -107,8 +191,9 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn redirect(to: &'static str, cookie: Option<HeaderValue>) -> Response {
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+fn redirect(to: &str, cookie: Option<HeaderValue>) -> Response {
+    let location = HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
     if let Some(cookie) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -121,335 +206,50 @@ fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
 }
 
 /// The form's CSRF token matches its session's, compared in constant time.
-fn csrf_ok(session: &Session, given: &str) -> bool {
+fn csrf_ok(expected: &str, given: &str) -> bool {
     use subtle::ConstantTimeEq as _;
-    session.csrf.as_bytes().ct_eq(given.as_bytes()).into()
+    expected.as_bytes().ct_eq(given.as_bytes()).into()
 }
 
-fn forbidden() -> Response {
+fn forbidden(lang: Lang) -> Response {
     html(
         StatusCode::FORBIDDEN,
-        pages::refused("This form has expired or did not come from this console. Sign in again."),
-    )
-}
-
-async fn sign_in_form(State(console): State<Console>, headers: HeaderMap) -> Response {
-    if let Some((_, session)) = console.session(&headers) {
-        match session.stage {
-            Stage::SignedIn { .. } => return redirect("/", None),
-            Stage::Anonymous => {
-                return html(StatusCode::OK, pages::sign_in(&session.csrf, None));
-            }
-            Stage::PasswordChecked(_) => {}
-        }
-    }
-    let (cookie, session) = console.start(Stage::Anonymous, cookie(&headers).as_deref());
-    with_cookie(
-        html(StatusCode::OK, pages::sign_in(&session.csrf, None)),
-        cookie,
-    )
-}
-
-#[derive(Deserialize)]
-struct SignIn {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    password: String,
-}
-
-const WRONG: &str = "Wrong name or password.";
-const LOCKED: &str = "Too many failed sign-ins: try again later, or ask an owner to run `wxlogin admins reset-password`.";
-
-/// A failed step: counted and recorded; the session ends once the administrator is locked out.
-async fn failed(
-    console: &Console,
-    name: &AdminName,
-    step: SignInStep,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> bool {
-    let locked = count_failure(console, name).await;
-    let event = AuditEvent::AdminSignInFailed {
-        admin: name.clone(),
-        step,
-        locked,
-    };
-    console.record(peer, headers, event).await;
-    locked
-}
-
-async fn count_failure(console: &Console, name: &AdminName) -> bool {
-    let settings = &console.app.settings.admin;
-    let now = console.now();
-    let lock_until = now + i64::try_from(settings.lockout_secs * 1000).unwrap_or(i64::MAX);
-    match console
-        .app
-        .store
-        .record_admin_sign_in_failure(
-            name,
-            i64::from(settings.max_failed_sign_ins),
-            lock_until,
-            now,
-        )
-        .await
-    {
-        Ok(locked) => locked.is_some(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot count a failed console sign-in");
-            false
-        }
-    }
-}
-
-async fn sign_in(
-    State(console): State<Console>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<SignIn>,
-) -> Response {
-    let Some((token, session)) = console.session(&headers) else {
-        return forbidden();
-    };
-    if session.stage != Stage::Anonymous || !csrf_ok(&session, &form.csrf) {
-        return forbidden();
-    }
-    let again = |status, message| html(status, pages::sign_in(&session.csrf, Some(message)));
-    let account = match AdminName::parse(form.name.trim()) {
-        Ok(name) => match console.app.store.get_admin(&name).await {
-            Ok(account) => account,
-            Err(e) => {
-                tracing::warn!(error = %e, "console sign-in: cannot read the administrator");
-                return again(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is unavailable.",
-                );
-            }
-        },
-        Err(_) => None,
-    };
-    let Some(account) = account else {
-        // The same work as for a known name, so that timing does not tell names apart.
-        let _ = check_password(&unknown_admin(), &form.password).await;
-        return again(StatusCode::UNAUTHORIZED, WRONG);
-    };
-    if is_locked(&account, console.now()) {
-        return again(StatusCode::TOO_MANY_REQUESTS, LOCKED);
-    }
-    if !check_password(&account, &form.password).await {
-        if failed(
-            &console,
-            &account.name,
-            SignInStep::Password,
-            peer,
-            &headers,
-        )
-        .await
-        {
-            return again(StatusCode::TOO_MANY_REQUESTS, LOCKED);
-        }
-        return again(StatusCode::UNAUTHORIZED, WRONG);
-    }
-    if TotpState::of(&account) == TotpState::Off {
-        if account.totp_required {
-            return again(
-                StatusCode::FORBIDDEN,
-                "Owners must sign in with a TOTP code: run `wxlogin admins totp NAME` first.",
-            );
-        }
-        return signed_in(&console, &account, &token, peer, &headers).await;
-    }
-    let (cookie, _) = console.start(Stage::PasswordChecked(account.name.clone()), Some(&token));
-    redirect("/login/totp", Some(cookie))
-}
-
-async fn signed_in(
-    console: &Console,
-    account: &crate::store::AdminAccount,
-    token: &str,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Response {
-    if let Err(e) = console
-        .app
-        .store
-        .record_admin_sign_in(&account.name, console.now())
-        .await
-    {
-        tracing::warn!(error = %e, "cannot reset the failed sign-ins of an administrator");
-    }
-    let event = AuditEvent::AdminSignedIn {
-        admin: account.name.clone(),
-    };
-    console.record(peer, headers, event).await;
-    let (cookie, _) = console.start(
-        Stage::SignedIn {
-            name: account.name.clone(),
-            role: account.role,
-        },
-        Some(token),
-    );
-    redirect("/", Some(cookie))
-}
-
-/// A stand-in whose password check costs what a real one does and never succeeds.
-fn unknown_admin() -> crate::store::AdminAccount {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let hash = HASH.get_or_init(|| {
-        let random = sessions::random_token();
-        crate::domain::AdminPassword::parse(random)
-            .map(|p| crate::crypto::hash_password(&p))
-            .unwrap_or_default()
-    });
-    #[allow(clippy::expect_used)]
-    let name = AdminName::parse("-").expect("`-` is a valid name");
-    crate::store::AdminAccount {
-        name,
-        role: crate::domain::AdminRole::Viewer,
-        password_hash: hash.clone(),
-        sealed_totp_secret: None,
-        totp_confirmed_at: None,
-        totp_last_step: None,
-        totp_required: false,
-        failed_attempts: 0,
-        locked_until: None,
-        created_at: 0,
-        updated_at: 0,
-    }
-}
-
-async fn totp_form(State(console): State<Console>, headers: HeaderMap) -> Response {
-    match console.session(&headers) {
-        Some((_, session)) if matches!(session.stage, Stage::PasswordChecked(_)) => {
-            html(StatusCode::OK, pages::totp(&session.csrf, None))
-        }
-        _ => redirect("/login", None),
-    }
-}
-
-#[derive(Deserialize)]
-struct Code {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    code: String,
-}
-
-async fn totp(
-    State(console): State<Console>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<Code>,
-) -> Response {
-    let Some((token, session)) = console.session(&headers) else {
-        return forbidden();
-    };
-    let Stage::PasswordChecked(name) = &session.stage else {
-        return forbidden();
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return forbidden();
-    }
-    let Some(sealing) = console.app.settings.security.sealing_key.as_ref() else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::refused("No sealing key."),
-        );
-    };
-    let account = match console.app.store.get_admin(name).await {
-        Ok(Some(account)) => account,
-        Ok(None) => {
-            console.sessions.end(&token);
-            return html(StatusCode::FORBIDDEN, pages::refused(WRONG));
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "console sign-in: cannot read the administrator");
-            return html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::refused("The database is unavailable."),
-            );
-        }
-    };
-    if is_locked(&account, console.now()) {
-        console.sessions.end(&token);
-        return html(StatusCode::TOO_MANY_REQUESTS, pages::refused(LOCKED));
-    }
-    let accepted = verify_totp_code(
-        console.app.store.as_ref(),
-        sealing,
-        name,
-        &form.code,
-        console.now(),
-    )
-    .await;
-    match accepted {
-        Ok(true) => signed_in(&console, &account, &token, peer, &headers).await,
-        Ok(false) => {
-            if failed(&console, name, SignInStep::Totp, peer, &headers).await {
-                console.sessions.end(&token);
-                return with_cookie(
-                    html(StatusCode::TOO_MANY_REQUESTS, pages::refused(LOCKED)),
-                    console.clear_cookie(),
-                );
-            }
-            html(
-                StatusCode::UNAUTHORIZED,
-                pages::totp(&session.csrf, Some("Wrong or already used code.")),
-            )
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "console sign-in: cannot check the code");
-            html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::refused("The database is unavailable."),
-            )
-        }
-    }
-}
-
-async fn home(State(console): State<Console>, headers: HeaderMap) -> Response {
-    match console.session(&headers) {
-        Some((
-            _,
-            Session {
-                stage: Stage::SignedIn { name, role },
-                csrf,
-                ..
-            },
-        )) => html(
-            StatusCode::OK,
-            pages::home(name.as_str(), role.as_str(), &csrf),
+        pages::refused(
+            lang,
+            lang.t(
+                "This form has expired or did not come from this console. Sign in again.",
+                "此表单已过期或并非来自本管理台。请重新登录。",
+            ),
         ),
-        _ => redirect("/login", None),
-    }
+    )
 }
 
 #[derive(Deserialize)]
-struct SignOut {
+struct Switch {
     #[serde(default)]
-    csrf: String,
+    to: String,
+    #[serde(default)]
+    back: String,
 }
 
-async fn sign_out(
-    State(console): State<Console>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<SignOut>,
-) -> Response {
-    let Some((token, session)) = console.session(&headers) else {
-        return forbidden();
+/// `GET /lang?to=zh&back=/users`: remembers the language in a cookie and goes back, to a path
+/// of this console only.
+async fn switch_language(Query(switch): Query<Switch>) -> Response {
+    let lang = Lang::parse(&switch.to).unwrap_or(Lang::En);
+    let back = if switch.back.starts_with('/') && !switch.back.starts_with("//") {
+        switch.back.as_str()
+    } else {
+        "/"
     };
-    if !csrf_ok(&session, &form.csrf) {
-        return forbidden();
-    }
-    console.sessions.end(&token);
-    if let Stage::SignedIn { name, .. } = session.stage {
-        let event = AuditEvent::AdminSignedOut { admin: name };
-        console.record(peer, &headers, event).await;
-    }
-    redirect("/login", Some(console.clear_cookie()))
+    let code = match lang {
+        Lang::En => "en",
+        Lang::Zh => "zh",
+    };
+    let cookie = format!(
+        "{}={code}; Path=/; SameSite=Strict; Max-Age=31536000",
+        i18n::LANG_COOKIE
+    );
+    redirect(back, HeaderValue::from_str(&cookie).ok())
 }
 
 async fn stylesheet() -> Response {
@@ -460,8 +260,20 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
-    html(StatusCode::NOT_FOUND, pages::refused("Not found."))
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        pages::SCRIPT,
+    )
+        .into_response()
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    let lang = Lang::of(&headers);
+    html(
+        StatusCode::NOT_FOUND,
+        pages::refused(lang, lang.t("Not found.", "页面不存在。")),
+    )
 }
 
 /// The headers of every response: the policy, no framing, no sniffing, no caching, no referrer.
@@ -480,12 +292,30 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 fn router(console: Console) -> axum::Router {
+    use pages::{apps, audit, keys, overview, users};
     axum::Router::new()
-        .route("/", get(home))
-        .route("/login", get(sign_in_form).post(sign_in))
-        .route("/login/totp", get(totp_form).post(totp))
-        .route("/logout", axum::routing::post(sign_out))
+        .route("/", get(overview::show))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::show))
+        .route("/users/{id}/ban", post(users::ban))
+        .route("/users/{id}/unban", post(users::unban))
+        .route("/users/{id}/unbind-phone", post(users::unbind_phone))
+        .route("/users/{id}/reveal-phone", post(users::reveal_phone))
+        .route("/users/{id}/revoke-sessions", post(users::revoke_sessions))
+        .route("/sessions", get(pages::sessions::list))
+        .route("/sessions/{id}/revoke", post(pages::sessions::revoke))
+        .route("/audit", get(audit::list))
+        .route("/keys", get(keys::show))
+        .route("/keys/rotate", post(keys::rotate))
+        .route("/keys/retire", post(keys::retire))
+        .route("/apps", get(apps::show))
+        .route("/apps/refresh-token", post(apps::refresh_token))
+        .route("/login", get(signin::sign_in_form).post(signin::sign_in))
+        .route("/login/totp", get(signin::totp_form).post(signin::totp))
+        .route("/logout", post(signin::sign_out))
+        .route("/lang", get(switch_language))
         .route("/console.css", get(stylesheet))
+        .route("/console.js", get(script))
         .fallback(not_found)
         .with_state(console)
         .layer(axum::middleware::map_response(security_headers))

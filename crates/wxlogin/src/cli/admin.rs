@@ -127,6 +127,7 @@ pub(super) async fn open(config: Option<&Path>, need_shared: bool) -> Result<Adm
         shared,
         settings: Arc::new(settings),
         clock,
+        local_sessions: None,
     })
 }
 
@@ -239,7 +240,7 @@ pub(crate) async fn users(command: UsersAdmin) -> Result<(), String> {
                 .filter(|l| (1..=MAX_LIST_LIMIT).contains(l))
                 .ok_or_else(|| format!("--limit must be a number from 1 to {MAX_LIST_LIMIT}"))?;
             let admin = open(config.as_deref(), false).await?;
-            let users = admin::list_users(&admin, search.as_deref(), limit)
+            let users = admin::list_users(&admin, search.as_deref(), limit, 0)
                 .await
                 .map_err(|e| e.to_string())?;
             print_users(&users, json);

@@ -87,6 +87,7 @@ pub(crate) fn query(
         kind,
         since,
         limit,
+        ..AuditQuery::default()
     })
 }
 

@@ -219,6 +219,7 @@ async fn dev_admin(app: &Application) -> Result<String, String> {
         shared: None,
         settings: state.settings.clone(),
         clock: state.clock.clone(),
+        local_sessions: None,
     };
     let name = AdminName::parse(DEV_ADMIN)?;
     let mut bytes = [0u8; 18];

@@ -157,43 +157,12 @@ async fn print_census(opened: &Opened, apps: &[crate::domain::AppId]) -> Result<
     let counts = resealing::census(opened.store.as_ref(), &opened.sealing, shared)
         .await
         .map_err(|e| format!("counting sealed values: {e}"))?;
-    let current = opened.sealing.key_id().to_string();
-    let previous: Vec<String> = opened
-        .sealing
-        .previous_key_ids()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let rows = resealing::census_rows(&opened.sealing, &counts);
     println!("{:<30}  {:<8}  VALUES", "KEY ID", "KEY");
-    let mut rows: Vec<(String, &str, u64)> = Vec::new();
-    rows.push((current.clone(), "current", 0));
-    for id in &previous {
-        rows.push((id.clone(), "previous", 0));
+    for row in &rows {
+        println!("{:<30}  {:<8}  {}", row.label, row.role.as_str(), row.values);
     }
-    for (label, n) in &counts {
-        let id = label.split(' ').next().unwrap_or_default();
-        match rows.iter_mut().find(|(l, ..)| l == label) {
-            Some(row) => row.2 += n,
-            None => {
-                let role = if id == current {
-                    "current"
-                } else if previous.iter().any(|p| p == id) {
-                    "previous"
-                } else {
-                    "unknown"
-                };
-                rows.push((label.clone(), role, *n));
-            }
-        }
-    }
-    for (label, role, n) in &rows {
-        println!("{label:<30}  {role:<8}  {n}");
-    }
-    let behind: u64 = rows
-        .iter()
-        .filter(|(label, ..)| label != &current)
-        .map(|(.., n)| n)
-        .sum();
+    let behind = resealing::behind(&rows);
     if behind == 0 {
         println!("every value is sealed under the current key: previous keys can be removed");
     } else {

@@ -17,7 +17,8 @@ use crate::config::Settings;
 use crate::domain::{AccessToken, AppId, AppSecret, Phone, SessionId, UserId};
 use crate::services::audit::{Actor, AuditEvent, REASON_MAX_CHARS};
 use crate::services::wechat_tokens::SharedAccessTokens;
-use crate::shared::{Revocation, SharedState};
+use crate::shared::{Revocation, SessionCache, SharedState};
+use crate::state::AppState;
 use crate::store::{Identity, Session, Store, StoreError, User, UserSearch, UserSummary};
 use crate::wechat::{SharedToken, SharedTokens as _, TokenMode, WechatClient, WechatError};
 
@@ -35,6 +36,9 @@ pub struct Admin {
     pub shared: Option<SharedState>,
     pub settings: Arc<Settings>,
     pub clock: SharedClock,
+    /// This server's session cache, when the actions run inside a server (the admin console): a
+    /// revocation applies to it before the action answers, as a logout does.
+    pub(crate) local_sessions: Option<Arc<SessionCache>>,
 }
 
 /// Why an action was refused or failed; one line, never a secret.
@@ -119,6 +123,19 @@ pub fn fingerprint(token: &AccessToken) -> String {
 }
 
 impl Admin {
+    /// The actions of `actor` inside a running server (the admin console): its store, settings
+    /// and clock, its shared state (Redis, or this process's own), and its session cache.
+    pub fn in_server(state: &AppState, actor: Actor) -> Self {
+        Self {
+            store: state.store.clone(),
+            actor,
+            shared: Some(state.shared.clone()),
+            settings: state.settings.clone(),
+            clock: state.clock.clone(),
+            local_sessions: Some(state.sessions.clone()),
+        }
+    }
+
     pub(crate) fn now(&self) -> i64 {
         self.clock.unix_millis()
     }
@@ -144,6 +161,9 @@ impl Admin {
     /// Tells every server about a revocation already written to the database; a failed publish is
     /// logged, not returned (the database holds the revocation anyway).
     async fn announce(&self, event: Revocation) -> Announced {
+        if let Some(local) = &self.local_sessions {
+            local.apply(&event);
+        }
         let Some(shared) = &self.shared else {
             return Announced::WithinSessionCache;
         };
@@ -183,11 +203,12 @@ impl Admin {
 }
 
 /// `users list`: users matching `search` (a user id, openid, unionid, phone number in any spelling
-/// the import accepts, or a nickname substring), newest first, at most `limit`.
+/// the import accepts, or a nickname substring), newest first, at most `limit` after `offset`.
 pub async fn list_users(
     admin: &Admin,
     search: Option<&str>,
     limit: u32,
+    offset: u32,
 ) -> Result<Vec<UserSummary>, AdminError> {
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(AdminError::Invalid(format!(
@@ -199,7 +220,7 @@ pub async fn list_users(
         text: text.to_owned(),
         phone: Phone::parse_text(text).ok(),
     });
-    Ok(admin.store.search_users(search.as_ref(), limit).await?)
+    Ok(admin.store.search_users(search.as_ref(), limit, offset).await?)
 }
 
 /// `users show`: the user, its identities and its live sessions.

@@ -224,6 +224,10 @@ pub enum AuditEvent {
     PhoneUnbound {
         user: UserId,
     },
+    /// An administrator of the console was shown the user's whole phone number.
+    PhoneRevealed {
+        user: UserId,
+    },
     /// One session revoked by an operator.
     SessionRevoked {
         user: Option<UserId>,
@@ -316,6 +320,7 @@ pub enum EventType {
     UserBanned,
     UserUnbanned,
     PhoneUnbound,
+    PhoneRevealed,
     SessionRevoked,
     UserSessionsRevoked,
     KeyRotated,
@@ -330,7 +335,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::Login,
         Self::Registration,
         Self::IdentityLinked,
@@ -345,6 +350,7 @@ impl EventType {
         Self::UserBanned,
         Self::UserUnbanned,
         Self::PhoneUnbound,
+        Self::PhoneRevealed,
         Self::SessionRevoked,
         Self::UserSessionsRevoked,
         Self::KeyRotated,
@@ -374,6 +380,7 @@ impl EventType {
             Self::UserBanned => "user_banned",
             Self::UserUnbanned => "user_unbanned",
             Self::PhoneUnbound => "phone_unbound",
+            Self::PhoneRevealed => "phone_revealed",
             Self::SessionRevoked => "session_revoked",
             Self::UserSessionsRevoked => "user_sessions_revoked",
             Self::KeyRotated => "key_rotated",
@@ -444,6 +451,7 @@ impl AuditEvent {
             Self::UserBanned { .. } => EventType::UserBanned,
             Self::UserUnbanned { .. } => EventType::UserUnbanned,
             Self::PhoneUnbound { .. } => EventType::PhoneUnbound,
+            Self::PhoneRevealed { .. } => EventType::PhoneRevealed,
             Self::SessionRevoked { .. } => EventType::SessionRevoked,
             Self::UserSessionsRevoked { .. } => EventType::UserSessionsRevoked,
             Self::KeyRotated { .. } => EventType::KeyRotated,
@@ -472,6 +480,7 @@ impl AuditEvent {
             | Self::UserBanned { user, .. }
             | Self::UserUnbanned { user }
             | Self::PhoneUnbound { user }
+            | Self::PhoneRevealed { user }
             | Self::UserSessionsRevoked { user, .. } => Some(user),
             Self::SessionRevoked { user, .. } => user.as_ref(),
             Self::WechatTokenInvalidated { .. }
@@ -566,7 +575,8 @@ impl AuditEvent {
             Self::WechatTokenInvalidated { .. }
             | Self::WechatTokenRefreshed { .. }
             | Self::UserUnbanned { .. }
-            | Self::PhoneUnbound { .. } => json!({}),
+            | Self::PhoneUnbound { .. }
+            | Self::PhoneRevealed { .. } => json!({}),
         }
     }
 

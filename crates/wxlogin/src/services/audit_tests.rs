@@ -157,6 +157,13 @@ fn every_event() -> Vec<(AuditEvent, &'static str, bool, bool, Value)> {
             json!({}),
         ),
         (
+            AuditEvent::PhoneRevealed { user: u.clone() },
+            "phone_revealed",
+            true,
+            false,
+            json!({}),
+        ),
+        (
             AuditEvent::UserUnbanned { user: u.clone() },
             "user_unbanned",
             true,

@@ -225,6 +225,87 @@ pub async fn reseal(
     Ok(tally)
 }
 
+/// Which configured key a census row is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    Current,
+    Previous,
+    /// Not configured: the values do not open (`unreadable`), or a key id nobody listed.
+    Unknown,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One line of `sealing-key status`: a key id (or `unreadable`), which key it is, and how many
+/// values it sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CensusRow {
+    pub label: String,
+    pub role: KeyRole,
+    pub values: u64,
+}
+
+/// The census as rows: the current key first, then the previous ones (each even when it sealed
+/// nothing), then whatever else was counted.
+pub fn census_rows(sealing: &SealingKey, counts: &BTreeMap<String, u64>) -> Vec<CensusRow> {
+    let current = sealing.key_id().to_string();
+    let previous: Vec<String> = sealing
+        .previous_key_ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut rows = vec![CensusRow {
+        label: current.clone(),
+        role: KeyRole::Current,
+        values: 0,
+    }];
+    for id in &previous {
+        rows.push(CensusRow {
+            label: id.clone(),
+            role: KeyRole::Previous,
+            values: 0,
+        });
+    }
+    for (label, n) in counts {
+        let id = label.split(' ').next().unwrap_or_default();
+        match rows.iter_mut().find(|row| &row.label == label) {
+            Some(row) => row.values += n,
+            None => {
+                let role = if id == current {
+                    KeyRole::Current
+                } else if previous.iter().any(|p| p == id) {
+                    KeyRole::Previous
+                } else {
+                    KeyRole::Unknown
+                };
+                rows.push(CensusRow {
+                    label: label.clone(),
+                    role,
+                    values: *n,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// How many values are not sealed under the current key yet (a previous key is still needed
+/// while this is not zero).
+pub fn behind(rows: &[CensusRow]) -> u64 {
+    rows.iter()
+        .filter(|row| !(row.role == KeyRole::Current && !row.label.contains(' ')))
+        .map(|row| row.values)
+        .sum()
+}
+
 /// How many stored values each key sealed: the key id (16 hex digits), `<id> (no key id)` for
 /// values written before key ids (by the key that opens them), `unreadable` for values no
 /// configured key opens.

@@ -30,9 +30,34 @@ pub struct AuditRecord {
 pub struct AuditQuery {
     pub user: Option<UserId>,
     pub kind: Option<String>,
+    pub appid: Option<AppId>,
     /// Entries at or after this Unix millisecond.
     pub since: Option<i64>,
+    /// Entries before this one in the listing's order (`(at, id)`): the next page.
+    pub before: Option<(i64, i64)>,
     pub limit: u32,
+}
+
+/// What `Store::count_audit_events` counts: entries of `kinds` at or after `since`, in buckets of
+/// `bucket_ms` that begin `offset_ms` before whole multiples of it since the epoch (a time zone's
+/// hours and days).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCountQuery {
+    pub kinds: Vec<String>,
+    pub since: i64,
+    pub bucket_ms: i64,
+    pub offset_ms: i64,
+}
+
+/// How many entries of one type and `details` fell into one bucket.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditCount {
+    /// The bucket's number: it begins at `bucket * bucket_ms - offset_ms`.
+    pub bucket: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub details: String,
+    pub count: i64,
 }
 
 #[derive(sqlx::FromRow)]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    AdminAccount, AdminRemoval, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
-    RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User, UserSearch,
+    AdminAccount, AdminRemoval, AuditCount, AuditCountQuery, AuditQuery, AuditRecord, Avatar,
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store, StoreError, User, UserSearch,
     UserSummary,
 };
 use crate::domain::{AdminName, AppId, OpenId, Phone, SessionId, UnionId, UserId};
@@ -88,11 +88,13 @@ metered! {
     fn insert_login_ticket(ticket: &LoginTicket) -> ();
     fn take_login_ticket(hash: &[u8], now: i64) -> Option<LoginTicket>;
     // Administration.
-    fn search_users(search: Option<&UserSearch>, limit: u32) -> Vec<UserSummary>;
+    fn search_users(search: Option<&UserSearch>, limit: u32, offset: u32) -> Vec<UserSummary>;
+    fn list_sessions(query: &SessionQuery) -> Vec<Session>;
     fn list_sessions_of_user(user: &UserId, live_at: Option<i64>) -> Vec<Session>;
     // Audit log and retention.
     fn append_audit_event(record: &AuditRecord) -> ();
     fn list_audit_events(query: &AuditQuery) -> Vec<AuditRecord>;
+    fn count_audit_events(query: &AuditCountQuery) -> Vec<AuditCount>;
     fn purge_audit_events(before: i64, limit: u32) -> u64;
     fn purge_ended_session_tokens(now: i64, limit: u32) -> u64;
     fn purge_sessions_expired_before(before: i64, limit: u32) -> u64;

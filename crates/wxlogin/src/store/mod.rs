@@ -11,7 +11,7 @@ mod rows;
 mod sql;
 mod sqlite;
 
-pub use audit::{AuditQuery, AuditRecord};
+pub use audit::{AuditCount, AuditCountQuery, AuditQuery, AuditRecord};
 pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -78,6 +78,20 @@ pub struct Session {
     /// Absolute end of the session (refresh tokens never outlive it).
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// Which sessions `Store::list_sessions` returns: every filter given must match; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionQuery {
+    pub user: Option<UserId>,
+    pub appid: Option<AppId>,
+    /// Only sessions neither revoked nor past their end at this Unix millisecond.
+    pub live_at: Option<i64>,
+    /// Sessions created at or after this Unix millisecond.
+    pub since: Option<i64>,
+    /// Sessions before this one in the listing's order (`(created_at, id)`): the next page.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
 }
 
 /// What access-token checks need to know about a session, in one read.
@@ -465,12 +479,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<LoginTicket>, StoreError>;
 
     // Administration (`wxlogin users`, `wxlogin sessions`).
-    /// Users matching `search` (every user without one), newest first, at most `limit`.
+    /// Users matching `search` (every user without one), newest first, at most `limit` after
+    /// skipping `offset`.
     async fn search_users(
         &self,
         search: Option<&UserSearch>,
         limit: u32,
+        offset: u32,
     ) -> Result<Vec<UserSummary>, StoreError>;
+    /// Sessions matching `query`, newest first, at most `query.limit`.
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>, StoreError>;
     /// The user's sessions, newest first: only those neither revoked nor expired at `live_at`,
     /// or all of them (`None`).
     async fn list_sessions_of_user(
@@ -484,6 +502,11 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit_event(&self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Entries matching `query`, newest first (by time, then by id), at most `query.limit`.
     async fn list_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Entries of `query.kinds` since `query.since`, counted by time bucket, type and details.
+    async fn count_audit_events(
+        &self,
+        query: &AuditCountQuery,
+    ) -> Result<Vec<AuditCount>, StoreError>;
     /// Deletes at most `limit` entries older than `before`; returns how many.
     async fn purge_audit_events(&self, before: i64, limit: u32) -> Result<u64, StoreError>;
     /// Deletes at most `limit` refresh tokens of sessions that can no longer be refreshed: revoked,

@@ -17,8 +17,8 @@ use super::rows::{
     SigningKeyRow, UserRow, db_error, migrate_error,
 };
 use super::{
-    AdminAccount, AdminRemoval, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
-    RefreshToken, Session, SessionAccess, SigningKey, Store, StoreError, User, UserSearch,
+    AdminAccount, AdminRemoval, AuditCount, AuditCountQuery, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
+    RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store, StoreError, User, UserSearch,
     UserSummary,
 };
 use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
@@ -815,6 +815,7 @@ where
         &self,
         search: Option<&UserSearch>,
         limit: u32,
+        offset: u32,
     ) -> Result<Vec<UserSummary>, StoreError> {
         let columns = USER_COLUMNS
             .split(", ")
@@ -844,7 +845,7 @@ where
         let sql = format!(
             "SELECT {columns}, \
              (SELECT COUNT(*) FROM wechat_identities i WHERE i.user_id = u.id) AS identities \
-             FROM users u {filter} ORDER BY u.created_at DESC, u.id DESC LIMIT $1"
+             FROM users u {filter} ORDER BY u.created_at DESC, u.id DESC LIMIT $1 OFFSET {offset}"
         );
         let pattern = search.map(|s| format!("%{}%", escape_like(&s.text)));
         let mut query = sqlx::query_as::<_, UserSummaryRow>(&sql).bind(i64::from(limit));
@@ -895,6 +896,68 @@ where
             .collect()
     }
 
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>, StoreError> {
+        // Only the filters given, each with its own parameter.
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if query.user.is_some() {
+            conditions.push(format!("user_id = ${}", next()));
+        }
+        if query.appid.is_some() {
+            conditions.push(format!("appid = ${}", next()));
+        }
+        if query.live_at.is_some() {
+            conditions.push(format!("revoked_at IS NULL AND expires_at > ${}", next()));
+        }
+        if query.since.is_some() {
+            conditions.push(format!("created_at >= ${}", next()));
+        }
+        if query.before.is_some() {
+            let (at, id) = (next(), next());
+            conditions.push(format!(
+                "(created_at < ${at} OR (created_at = ${at} AND id < ${id}))"
+            ));
+        }
+        let limit = next();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
+             FROM sessions{filter} ORDER BY created_at DESC, id DESC LIMIT ${limit}"
+        );
+        let mut statement = sqlx::query_as::<_, SessionRow>(&sql);
+        if let Some(user) = &query.user {
+            statement = statement.bind(user.as_str());
+        }
+        if let Some(appid) = &query.appid {
+            statement = statement.bind(appid.as_str());
+        }
+        if let Some(now) = query.live_at {
+            statement = statement.bind(now);
+        }
+        if let Some(since) = query.since {
+            statement = statement.bind(since);
+        }
+        if let Some((at, id)) = &query.before {
+            statement = statement.bind(*at).bind(id.as_str());
+        }
+        statement
+            .bind(i64::from(query.limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
+    }
+
     // Audit log and retention.
     async fn append_audit_event(&self, record: &AuditRecord) -> Result<(), StoreError> {
         sqlx::query(
@@ -931,8 +994,15 @@ where
         if query.kind.is_some() {
             conditions.push(format!("type = ${}", next()));
         }
+        if query.appid.is_some() {
+            conditions.push(format!("appid = ${}", next()));
+        }
         if query.since.is_some() {
             conditions.push(format!("at >= ${}", next()));
+        }
+        if query.before.is_some() {
+            let (at, id) = (next(), next());
+            conditions.push(format!("(at < ${at} OR (at = ${at} AND id < ${id}))"));
         }
         let limit = next();
         let filter = if conditions.is_empty() {
@@ -950,8 +1020,14 @@ where
         if let Some(kind) = &query.kind {
             statement = statement.bind(kind.as_str());
         }
+        if let Some(appid) = &query.appid {
+            statement = statement.bind(appid.as_str());
+        }
         if let Some(since) = query.since {
             statement = statement.bind(since);
+        }
+        if let Some((at, id)) = query.before {
+            statement = statement.bind(at).bind(id);
         }
         statement
             .bind(i64::from(query.limit))
@@ -961,6 +1037,35 @@ where
             .into_iter()
             .map(AuditRecord::try_from)
             .collect()
+    }
+
+    async fn count_audit_events(
+        &self,
+        query: &AuditCountQuery,
+    ) -> Result<Vec<AuditCount>, StoreError> {
+        if query.kinds.is_empty() || query.bucket_ms <= 0 {
+            return Ok(Vec::new());
+        }
+        // Entries since a recent `since` with an offset of at most a day: `at + offset` is
+        // positive, so the integer division is a floor in both databases.
+        let kinds = (0..query.kinds.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT CAST((at + $1) / $2 AS BIGINT) AS bucket, type, details, \
+             CAST(COUNT(*) AS BIGINT) AS count \
+             FROM audit_events WHERE at >= $3 AND type IN ({kinds}) \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        );
+        let mut statement = sqlx::query_as::<_, AuditCount>(&sql)
+            .bind(query.offset_ms)
+            .bind(query.bucket_ms)
+            .bind(query.since);
+        for kind in &query.kinds {
+            statement = statement.bind(kind.as_str());
+        }
+        statement.fetch_all(self.pool()).await.map_err(db_error)
     }
 
     async fn purge_audit_events(&self, before: i64, limit: u32) -> Result<u64, StoreError> {

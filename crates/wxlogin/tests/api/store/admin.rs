@@ -19,7 +19,7 @@ fn search(text: &str) -> UserSearch {
 
 async fn found(store: &dyn Store, text: &str) -> Vec<UserId> {
     store
-        .search_users(Some(&search(text)), 100)
+        .search_users(Some(&search(text)), 100, 0)
         .await
         .unwrap()
         .into_iter()
@@ -54,13 +54,13 @@ pub(super) async fn users_are_searched_by_id_identity_phone_and_nickname(store: 
         .await
         .unwrap();
 
-    let all = store.search_users(None, 100).await.unwrap();
+    let all = store.search_users(None, 100, 0).await.unwrap();
     let order: Vec<&UserId> = all.iter().map(|s| &s.user.id).collect();
     assert_eq!(order, [&ids[2], &ids[1], &ids[0]], "newest first");
     assert_eq!(all[1].identities, 2);
     assert_eq!(all[0].identities, 1);
     assert_eq!(all[1].user.phone.as_ref(), Some(&number));
-    let one = store.search_users(None, 1).await.unwrap();
+    let one = store.search_users(None, 1, 0).await.unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].user.id, ids[2]);
 

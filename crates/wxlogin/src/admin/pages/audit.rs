@@ -1,0 +1,202 @@
+//! The audit log, filtered by type, user, app and time, newest first, paged. The entries are
+//! `services::audit`'s; this page only shows them.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::super::{Console, Viewer, html};
+use super::sessions::{app_select, since_choice, since_select};
+use super::users::failure;
+use super::{Section, code, escape, page, query_value, table};
+use crate::domain::{AppId, UserId};
+use crate::services::admin::AdminError;
+use crate::services::audit::EventType;
+use crate::store::{AuditQuery, AuditRecord};
+
+const PAGE: u32 = 100;
+
+/// The entries as a table.
+pub(crate) fn records(viewer: &Viewer, records: &[AuditRecord]) -> String {
+    let lang = viewer.lang;
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|record| {
+            let actor = match &record.actor_id {
+                Some(id) => format!("{} {}", escape(&record.actor_kind), code(id)),
+                None => escape(&record.actor_kind),
+            };
+            let user = record.user_id.as_ref().map_or_else(String::new, |u| {
+                format!(
+                    "<a href=\"/users/{}\">{}</a>",
+                    escape(u.as_str()),
+                    code(u.as_str())
+                )
+            });
+            let details = if record.details == "{}" {
+                String::new()
+            } else {
+                code(&record.details)
+            };
+            vec![
+                viewer.tz.second(record.at),
+                code(&record.kind),
+                actor,
+                user,
+                record
+                    .appid
+                    .as_ref()
+                    .map_or_else(String::new, |a| code(a.as_str())),
+                escape(record.client_ip.as_deref().unwrap_or("")),
+                details,
+            ]
+        })
+        .collect();
+    table(
+        lang.t("Entries, newest first", "记录（最新在前）"),
+        &[
+            lang.t("Time", "时间"),
+            lang.t("Type", "类型"),
+            lang.t("Actor", "操作者"),
+            lang.t("User", "用户"),
+            "appid",
+            lang.t("Client IP", "客户端 IP"),
+            lang.t("Details", "详情"),
+        ],
+        &rows,
+        lang.t("No entry.", "没有记录。"),
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Filters {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    app: String,
+    #[serde(default)]
+    since: String,
+    /// The last entry of the page before: `<at>.<id>`.
+    #[serde(default)]
+    before: String,
+}
+
+/// `GET /audit?type=&user=&app=&since=&before=`.
+pub(crate) async fn list(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Query(filters): Query<Filters>,
+) -> Response {
+    let lang = viewer.lang;
+    let bad = |what: &str| {
+        viewer.refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("{} {what}", lang.t("Invalid filter:", "筛选条件无效：")),
+        )
+    };
+    let kind = match filters.kind.trim() {
+        "" => None,
+        text => match EventType::parse(text) {
+            Ok(kind) => Some(kind.as_str().to_owned()),
+            Err(_) => return bad(lang.t("type", "类型")),
+        },
+    };
+    let user = match filters.user.trim() {
+        "" => None,
+        text => match UserId::parse(text) {
+            Ok(id) => Some(id),
+            Err(_) => return bad(lang.t("user id", "用户 ID")),
+        },
+    };
+    let appid = match filters.app.trim() {
+        "" => None,
+        text => match AppId::parse(text) {
+            Ok(id) => Some(id),
+            Err(_) => return bad("appid"),
+        },
+    };
+    let since = match filters.since.as_str() {
+        "" => None,
+        text => match since_choice(text) {
+            Some(ms) => Some(console.now() - ms),
+            None => return bad(lang.t("time range", "时间范围")),
+        },
+    };
+    let before = match filters.before.split_once('.') {
+        None if filters.before.is_empty() => None,
+        Some((at, id)) => match (at.parse::<i64>(), id.parse::<i64>()) {
+            (Ok(at), Ok(id)) => Some((at, id)),
+            _ => return bad(lang.t("page", "页")),
+        },
+        None => return bad(lang.t("page", "页")),
+    };
+    let query = AuditQuery {
+        user,
+        kind,
+        appid,
+        since,
+        before,
+        limit: PAGE + 1,
+    };
+    let mut entries = match console.app.store.list_audit_events(&query).await {
+        Ok(entries) => entries,
+        Err(e) => return failure(&viewer, &AdminError::Store(e)),
+    };
+    let more = entries.len() > PAGE as usize;
+    entries.truncate(PAGE as usize);
+    let mut types = format!(
+        "<div><label for=\"type\">{}</label><select id=\"type\" name=\"type\">\
+         <option value=\"\">{}</option>",
+        lang.t("Type", "类型"),
+        lang.t("every type", "全部")
+    );
+    for kind in EventType::ALL {
+        let selected = if kind.as_str() == filters.kind.trim() {
+            " selected"
+        } else {
+            ""
+        };
+        types.push_str(&format!("<option{selected}>{}</option>", kind.as_str()));
+    }
+    types.push_str("</select></div>");
+    let mut body = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/audit\">{types}\
+         <div><label for=\"user\">{user_l}</label><input id=\"user\" name=\"user\" value=\"{user}\" size=\"30\"></div>\
+         {apps}{since}<button type=\"submit\">{filter}</button></form>\n",
+        user_l = lang.t("User id", "用户 ID"),
+        user = escape(filters.user.trim()),
+        apps = app_select(&console, lang, filters.app.trim()),
+        since = since_select(lang, &filters.since),
+        filter = lang.t("Filter", "筛选"),
+    );
+    body.push_str(&records(&viewer, &entries));
+    if more && let Some(last) = entries.last() {
+        let next = format!(
+            "/audit?type={}&user={}&app={}&since={}&before={}.{}",
+            query_value(filters.kind.trim()),
+            query_value(filters.user.trim()),
+            query_value(filters.app.trim()),
+            query_value(&filters.since),
+            last.at,
+            last.id,
+        );
+        body.push_str(&format!(
+            "<nav class=\"pager\" aria-label=\"{}\"><a href=\"{}\" rel=\"next\">{}</a></nav>\n",
+            lang.t("Pages", "分页"),
+            escape(&next),
+            lang.t("Older →", "更早 →")
+        ));
+    }
+    html(
+        StatusCode::OK,
+        page(
+            &viewer,
+            Section::Audit,
+            lang.t("Audit log", "审计日志"),
+            &body,
+        ),
+    )
+}
