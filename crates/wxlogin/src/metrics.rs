@@ -550,9 +550,12 @@ impl Metrics {
             .collect(|(a, _, ok), c| (*a == app, *ok, c.get()))
             .into_iter()
             .filter(|(a, _, _)| *a)
-            .fold((0, 0), |(good, bad), (_, ok, n)| {
-                if ok { (good + n, bad) } else { (good, bad + n) }
-            })
+            .fold(
+                (0, 0),
+                |(good, bad), (_, ok, n)| {
+                    if ok { (good + n, bad) } else { (good, bad + n) }
+                },
+            )
     }
 
     pub fn series_count(&self) -> usize {

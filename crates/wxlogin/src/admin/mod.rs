@@ -123,12 +123,12 @@ impl Viewer {
 
     /// A state-changing request: its form's CSRF token must be the session's, and the role must
     /// allow it. The refusal is the response.
-    pub fn check(&self, csrf: &str, role: AdminRole) -> Result<(), Response> {
+    pub fn check(&self, csrf: &str, role: AdminRole) -> Result<(), Box<Response>> {
         if !csrf_ok(&self.csrf, csrf) {
-            return Err(forbidden(self.lang));
+            return Err(Box::new(forbidden(self.lang)));
         }
         if !self.may(role) {
-            return Err(self.refuse(
+            return Err(Box::new(self.refuse(
                 StatusCode::FORBIDDEN,
                 &format!(
                     "{} {}",
@@ -138,7 +138,7 @@ impl Viewer {
                     ),
                     pages::role_name(self.lang, role)
                 ),
-            ));
+            )));
         }
         Ok(())
     }

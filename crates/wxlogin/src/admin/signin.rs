@@ -272,7 +272,10 @@ pub(super) async fn totp(
     };
     if is_locked(&account, console.now()) {
         console.sessions.end(&token);
-        return html(StatusCode::TOO_MANY_REQUESTS, pages::refused(lang, locked(lang)));
+        return html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::refused(lang, locked(lang)),
+        );
     }
     let accepted = verify_totp_code(
         console.app.store.as_ref(),
@@ -288,13 +291,20 @@ pub(super) async fn totp(
             if failed(&console, name, SignInStep::Totp, peer, &headers).await {
                 console.sessions.end(&token);
                 return with_cookie(
-                    html(StatusCode::TOO_MANY_REQUESTS, pages::refused(lang, locked(lang))),
+                    html(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        pages::refused(lang, locked(lang)),
+                    ),
                     console.clear_cookie(),
                 );
             }
             html(
                 StatusCode::UNAUTHORIZED,
-                pages::totp(lang, &session.csrf, Some(lang.t("Wrong or already used code.", "验证码错误或已使用。"))),
+                pages::totp(
+                    lang,
+                    &session.csrf,
+                    Some(lang.t("Wrong or already used code.", "验证码错误或已使用。")),
+                ),
             )
         }
         Err(e) => {
@@ -333,4 +343,3 @@ pub(super) async fn sign_out(
     }
     redirect("/login", Some(console.clear_cookie()))
 }
-

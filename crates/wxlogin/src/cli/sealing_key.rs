@@ -160,7 +160,12 @@ async fn print_census(opened: &Opened, apps: &[crate::domain::AppId]) -> Result<
     let rows = resealing::census_rows(&opened.sealing, &counts);
     println!("{:<30}  {:<8}  VALUES", "KEY ID", "KEY");
     for row in &rows {
-        println!("{:<30}  {:<8}  {}", row.label, row.role.as_str(), row.values);
+        println!(
+            "{:<30}  {:<8}  {}",
+            row.label,
+            row.role.as_str(),
+            row.values
+        );
     }
     let behind = resealing::behind(&rows);
     if behind == 0 {

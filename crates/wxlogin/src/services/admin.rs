@@ -220,7 +220,10 @@ pub async fn list_users(
         text: text.to_owned(),
         phone: Phone::parse_text(text).ok(),
     });
-    Ok(admin.store.search_users(search.as_ref(), limit, offset).await?)
+    Ok(admin
+        .store
+        .search_users(search.as_ref(), limit, offset)
+        .await?)
 }
 
 /// `users show`: the user, its identities and its live sessions.

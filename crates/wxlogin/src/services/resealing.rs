@@ -301,7 +301,7 @@ pub fn census_rows(sealing: &SealingKey, counts: &BTreeMap<String, u64>) -> Vec<
 /// while this is not zero).
 pub fn behind(rows: &[CensusRow]) -> u64 {
     rows.iter()
-        .filter(|row| !(row.role == KeyRole::Current && !row.label.contains(' ')))
+        .filter(|row| row.role != KeyRole::Current || row.label.contains(' '))
         .map(|row| row.values)
         .sum()
 }

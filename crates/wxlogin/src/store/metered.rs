@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::{
     AdminAccount, AdminRemoval, AuditCount, AuditCountQuery, AuditQuery, AuditRecord, Avatar,
-    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store, StoreError, User, UserSearch,
-    UserSummary,
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store,
+    StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AdminName, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 use crate::metrics::Metrics;

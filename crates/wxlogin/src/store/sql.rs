@@ -17,9 +17,9 @@ use super::rows::{
     SigningKeyRow, UserRow, db_error, migrate_error,
 };
 use super::{
-    AdminAccount, AdminRemoval, AuditCount, AuditCountQuery, AuditQuery, AuditRecord, Avatar, Identity, LoginTicket,
-    RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store, StoreError, User, UserSearch,
-    UserSummary,
+    AdminAccount, AdminRemoval, AuditCount, AuditCountQuery, AuditQuery, AuditRecord, Avatar,
+    Identity, LoginTicket, RefreshToken, Session, SessionAccess, SessionQuery, SigningKey, Store,
+    StoreError, User, UserSearch, UserSummary,
 };
 use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 

@@ -14,9 +14,9 @@ use wxlogin::store::{AdminAccount, AuditQuery, AuditRecord};
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "console password 1";
+pub(crate) const PASSWORD: &str = "console password 1";
 
-async fn console() -> TestApp {
+pub(crate) async fn console() -> TestApp {
     TestApp::spawn_with(|s| {
         s.admin.listen = Some("127.0.0.1:0".parse().unwrap());
         s.admin.max_failed_sign_ins = 3;
@@ -27,7 +27,7 @@ async fn console() -> TestApp {
 }
 
 /// A browser: its own cookie jar, redirects not followed (the tests look at them).
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -35,7 +35,7 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecret>) {
+pub(crate) async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecret>) {
     let password = AdminPassword::parse(PASSWORD.to_owned()).unwrap();
     let name = AdminName::parse(name).unwrap();
     let account = AdminAccount {
@@ -67,7 +67,7 @@ async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecre
 }
 
 /// The audit log's entries of `kind`, oldest first.
-async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Value)> {
+pub(crate) async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Value)> {
     let query = AuditQuery {
         user: None,
         kind: Some(kind.to_owned()),
@@ -85,7 +85,7 @@ async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Val
         .collect()
 }
 
-fn url(app: &TestApp, path: &str) -> String {
+pub(crate) fn url(app: &TestApp, path: &str) -> String {
     format!(
         "{}{path}",
         app.admin_address.as_deref().expect("the console is on")
@@ -93,17 +93,21 @@ fn url(app: &TestApp, path: &str) -> String {
 }
 
 /// The hidden CSRF field of a page.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn get(app: &TestApp, browser: &reqwest::Client, path: &str) -> (StatusCode, String) {
+pub(crate) async fn get(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+) -> (StatusCode, String) {
     let response = browser.get(url(app, path)).send().await.unwrap();
     (response.status(), response.text().await.unwrap())
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     browser: &reqwest::Client,
     path: &str,
@@ -118,12 +122,12 @@ async fn post(
         .unwrap()
 }
 
-fn location(response: &reqwest::Response) -> &str {
+pub(crate) fn location(response: &reqwest::Response) -> &str {
     response.headers()["location"].to_str().unwrap()
 }
 
 /// Shows the sign-in form and posts the name and password with its token.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     browser: &reqwest::Client,
     name: &str,
@@ -141,7 +145,7 @@ async fn sign_in(
     .await
 }
 
-fn code_at(secret: &TotpSecret, unix_ms: i64) -> String {
+pub(crate) fn code_at(secret: &TotpSecret, unix_ms: i64) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&(unix_ms / 1000 / 30).to_be_bytes());
     let digest = mac.finalize().into_bytes();
@@ -226,10 +230,7 @@ async fn an_operator_signs_in_with_a_password_and_out_with_the_csrf_token() {
     assert_eq!(location(&response), "/");
     let (status, home) = get(&app, &browser, "/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        home.contains("<span>op · operator</span>"),
-        "{home}"
-    );
+    assert!(home.contains("<span>op · operator</span>"), "{home}");
     assert_ne!(csrf(&home), token, "a new session after the sign-in");
 
     let refused = post(&app, &browser, "/logout", &[]).await;

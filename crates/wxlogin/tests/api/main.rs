@@ -11,6 +11,7 @@ mod authorization;
 mod caddy;
 mod cli;
 mod connections;
+mod console_pages;
 mod deploy;
 mod discovery;
 mod faults;

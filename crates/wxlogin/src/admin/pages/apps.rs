@@ -74,7 +74,7 @@ pub(crate) async fn show(
             Ok(TokenStatus::Shared(None) | TokenStatus::PerProcess) => lang
                 .t(
                     "none yet: fetched at the first need",
-                    "尚无：首次需要时获取"
+                    "尚无：首次需要时获取",
                 )
                 .to_owned(),
             Err(e) => {
@@ -132,7 +132,10 @@ pub(crate) async fn show(
     };
     let mut body = done(message.as_deref());
     body.push_str(&table(
-        lang.t("Configured mini programs ([[apps]])", "已配置的小程序（[[apps]]）"),
+        lang.t(
+            "Configured mini programs ([[apps]])",
+            "已配置的小程序（[[apps]]）",
+        ),
         &[
             "appid",
             lang.t("Registration", "注册策略"),
@@ -174,7 +177,7 @@ pub(crate) async fn refresh_token(
     Form(form): Form<Refresh>,
 ) -> Response {
     if let Err(response) = viewer.check(&form.csrf, AdminRole::Owner) {
-        return response;
+        return *response;
     }
     let Ok(appid) = AppId::parse(form.appid.trim()) else {
         return viewer.refuse(
@@ -184,10 +187,7 @@ pub(crate) async fn refresh_token(
     };
     match actions::refresh_access_token(&console.admin(&viewer), &appid).await {
         Ok(_) => redirect(
-            &format!(
-                "/apps?done=refreshed&app={}",
-                query_value(appid.as_str())
-            ),
+            &format!("/apps?done=refreshed&app={}", query_value(appid.as_str())),
             None,
         ),
         Err(e) => failure(&viewer, &e),

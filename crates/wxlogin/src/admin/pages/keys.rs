@@ -93,7 +93,7 @@ pub(crate) async fn show(
     body.push_str(&table(
         lang.t(
             "Every stored key, by algorithm and activation",
-            "所有密钥（按算法和启用时间）"
+            "所有密钥（按算法和启用时间）",
         ),
         &[
             "kid",
@@ -108,7 +108,7 @@ pub(crate) async fn show(
         &rows,
         lang.t(
             "No signing key yet: the first start makes one.",
-            "尚无签名密钥：首次启动时创建。"
+            "尚无签名密钥：首次启动时创建。",
         ),
     ));
     if owner {
@@ -120,10 +120,7 @@ pub(crate) async fn show(
             false,
         ));
     }
-    body.push_str(&format!(
-        "<h2>{}</h2>\n",
-        lang.t("Sealing key", "封装密钥")
-    ));
+    body.push_str(&format!("<h2>{}</h2>\n", lang.t("Sealing key", "封装密钥")));
     if show.census.is_some() {
         body.push_str(&census(&console, &viewer).await);
     } else {
@@ -145,7 +142,8 @@ pub(crate) async fn show(
 async fn census(console: &Console, viewer: &Viewer) -> String {
     let lang = viewer.lang;
     let app = &console.app;
-    let tokens = SharedAccessTokens::new(app.shared.clone(), app.sealing.clone(), app.clock.clone());
+    let tokens =
+        SharedAccessTokens::new(app.shared.clone(), app.sealing.clone(), app.clock.clone());
     let apps: Vec<_> = app.settings.apps.iter().map(|a| a.appid.clone()).collect();
     let counts =
         match resealing::census(app.store.as_ref(), &app.sealing, Some((&tokens, &apps))).await {
@@ -175,7 +173,10 @@ async fn census(console: &Console, viewer: &Viewer) -> String {
         })
         .collect();
     let mut out = table(
-        lang.t("Stored values by the key that sealed them", "按封装密钥统计的存储值"),
+        lang.t(
+            "Stored values by the key that sealed them",
+            "按封装密钥统计的存储值",
+        ),
         &[
             lang.t("Key id", "密钥 ID"),
             lang.t("Key", "密钥"),
@@ -220,7 +221,7 @@ pub(crate) async fn rotate(
     Form(form): Form<Act>,
 ) -> Response {
     if let Err(response) = viewer.check(&form.csrf, AdminRole::Owner) {
-        return response;
+        return *response;
     }
     let app = &console.app;
     let tokens = &app.settings.tokens;
@@ -261,7 +262,7 @@ pub(crate) async fn retire(
     Form(form): Form<Act>,
 ) -> Response {
     if let Err(response) = viewer.check(&form.csrf, AdminRole::Owner) {
-        return response;
+        return *response;
     }
     let app = &console.app;
     let retired = signing_keys::retire(

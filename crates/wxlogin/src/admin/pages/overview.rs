@@ -24,7 +24,11 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
 /// The ranges the overview offers: its key, its length, and the length of one bar.
-const RANGES: [(&str, i64, i64); 3] = [("24h", DAY, HOUR), ("7d", 7 * DAY, DAY), ("30d", 30 * DAY, DAY)];
+const RANGES: [(&str, i64, i64); 3] = [
+    ("24h", DAY, HOUR),
+    ("7d", 7 * DAY, DAY),
+    ("30d", 30 * DAY, DAY),
+];
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Range {
@@ -119,7 +123,12 @@ pub(crate) async fn show(
     body.push_str(&wechat_errors(&console, lang));
     html(
         StatusCode::OK,
-        page(&viewer, Section::Overview, lang.t("Overview", "概览"), &body),
+        page(
+            &viewer,
+            Section::Overview,
+            lang.t("Overview", "概览"),
+            &body,
+        ),
     )
 }
 
@@ -187,14 +196,24 @@ impl Series {
 
 /// A bar chart of stacked `series` (name, colour, one value per label), as SVG with a title and
 /// a legend; the numbers are in the bars' titles too (a pointer shows them, a reader reads them).
-fn bar_chart(id: &str, title: &str, labels: &[String], series: &[(&str, &str, &Vec<u64>)]) -> String {
+fn bar_chart(
+    id: &str,
+    title: &str,
+    labels: &[String],
+    series: &[(&str, &str, &Vec<u64>)],
+) -> String {
     const WIDTH: f64 = 960.0;
     const HEIGHT: f64 = 220.0;
     const LEFT: f64 = 40.0;
     const BOTTOM: f64 = 24.0;
     let n = labels.len().max(1);
     let totals: Vec<u64> = (0..n)
-        .map(|i| series.iter().map(|(_, _, v)| v.get(i).copied().unwrap_or(0)).sum())
+        .map(|i| {
+            series
+                .iter()
+                .map(|(_, _, v)| v.get(i).copied().unwrap_or(0))
+                .sum()
+        })
         .collect();
     let max = totals.iter().copied().max().unwrap_or(0).max(1);
     let plot = HEIGHT - BOTTOM - 8.0;
@@ -279,14 +298,20 @@ async fn tokens(console: &Console, viewer: &Viewer) -> String {
                 lang.t("renewing (under 5 min left)", "续期中（不足 5 分钟）")
             ),
             Ok(_) => lang
-                .t("none yet: fetched at the first need", "尚无：首次需要时获取")
+                .t(
+                    "none yet: fetched at the first need",
+                    "尚无：首次需要时获取",
+                )
                 .to_owned(),
             Err(_) => format!(
                 "<span class=\"badge bad\">{}</span>",
                 lang.t("shared state unavailable", "共享状态不可用")
             ),
         };
-        let (fetched, failed) = console.app.metrics.access_token_refreshes(app.appid.as_str());
+        let (fetched, failed) = console
+            .app
+            .metrics
+            .access_token_refreshes(app.appid.as_str());
         let failures = if failed > 0 {
             format!("<span class=\"badge bad\">{failed}</span>")
         } else {
@@ -378,9 +403,17 @@ mod tests {
         let labels: Vec<String> = (0..3).map(|i| format!("{i}h")).collect();
         let a = vec![1, 0, 4];
         let b = vec![1, 0, 0];
-        let svg = bar_chart("x", "Logins <per hour>", &labels, &[("a", "#000", &a), ("b", "#fff", &b)]);
+        let svg = bar_chart(
+            "x",
+            "Logins <per hour>",
+            &labels,
+            &[("a", "#000", &a), ("b", "#fff", &b)],
+        );
         assert!(svg.contains("<title id=\"x-title\">Logins &lt;per hour&gt;</title>"));
-        assert!(svg.contains(">4</text>"), "the scale's top is the largest stack: {svg}");
+        assert!(
+            svg.contains(">4</text>"),
+            "the scale's top is the largest stack: {svg}"
+        );
         assert_eq!(svg.matches("<rect x=").count(), 3, "no bar for a zero");
         assert!(svg.contains("2h: a 4"));
         assert!(svg.contains("a (5)") && svg.contains("b (1)"));

@@ -258,7 +258,12 @@ pub(crate) async fn list(
     }
     html(
         StatusCode::OK,
-        page(&viewer, Section::Sessions, lang.t("Sessions", "会话"), &body),
+        page(
+            &viewer,
+            Section::Sessions,
+            lang.t("Sessions", "会话"),
+            &body,
+        ),
     )
 }
 
@@ -279,7 +284,7 @@ pub(crate) async fn revoke(
     Form(form): Form<Revoke>,
 ) -> Response {
     if let Err(response) = viewer.check(&form.csrf, AdminRole::Operator) {
-        return response;
+        return *response;
     }
     let Ok(id) = SessionId::parse(&id) else {
         return viewer.refuse(

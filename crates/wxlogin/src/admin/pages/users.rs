@@ -165,12 +165,12 @@ pub(crate) fn failure(viewer: &Viewer, error: &AdminError) -> Response {
     viewer.refuse(status, &error.to_string())
 }
 
-fn user_id(viewer: &Viewer, text: &str) -> Result<UserId, Response> {
+fn user_id(viewer: &Viewer, text: &str) -> Result<UserId, Box<Response>> {
     UserId::parse(text).map_err(|_| {
-        viewer.refuse(
+        Box::new(viewer.refuse(
             StatusCode::NOT_FOUND,
             viewer.lang.t("No such user.", "用户不存在。"),
-        )
+        ))
     })
 }
 
@@ -209,9 +209,16 @@ pub(crate) async fn show(
 ) -> Response {
     let id = match user_id(&viewer, &id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
-    render(&console, &viewer, &id, done_message(&viewer, &done.done), false).await
+    render(
+        &console,
+        &viewer,
+        &id,
+        done_message(&viewer, &done.done),
+        false,
+    )
+    .await
 }
 
 async fn render(
@@ -252,7 +259,11 @@ fn profile(viewer: &Viewer, details: &UserDetails, reveal: bool) -> String {
     let user = &details.user;
     let phone = match &user.phone {
         None => lang.t("none", "未绑定").to_owned(),
-        Some(phone) if reveal => format!("{} <span class=\"badge\">{}</span>", escape(&phone.e164()), lang.t("revealed, audited", "已显示，已记录审计")),
+        Some(phone) if reveal => format!(
+            "{} <span class=\"badge\">{}</span>",
+            escape(&phone.e164()),
+            lang.t("revealed, audited", "已显示，已记录审计")
+        ),
         Some(phone) => {
             let button = if viewer.may(AdminRole::Operator) {
                 action_button(
@@ -410,7 +421,7 @@ pub(crate) struct Act {
 }
 
 /// The checks of every action on a user: the path's id, the CSRF token, the operator role.
-fn acting(viewer: &Viewer, id: &str, form: &Act) -> Result<UserId, Response> {
+fn acting(viewer: &Viewer, id: &str, form: &Act) -> Result<UserId, Box<Response>> {
     viewer.check(&form.csrf, AdminRole::Operator)?;
     user_id(viewer, id)
 }
@@ -428,7 +439,7 @@ pub(crate) async fn ban(
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
     match actions::ban(&console.admin(&viewer), &id, reason).await {
@@ -447,7 +458,7 @@ pub(crate) async fn unban(
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match actions::unban(&console.admin(&viewer), &id).await {
         Ok(true) => back(&id, "unbanned"),
@@ -465,7 +476,7 @@ pub(crate) async fn revoke_sessions(
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match actions::revoke_user_sessions(&console.admin(&viewer), &id).await {
         Ok(_) => back(&id, "revoked"),
@@ -482,7 +493,7 @@ pub(crate) async fn unbind_phone(
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match actions::unbind_phone(&console.admin(&viewer), &id).await {
         Ok(Some(_)) => back(&id, "phone-unbound"),
@@ -501,7 +512,7 @@ pub(crate) async fn reveal_phone(
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let admin = console.admin(&viewer);
     admin
