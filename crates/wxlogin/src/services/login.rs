@@ -76,7 +76,7 @@ async fn finish_login(
         return Err(ApiError::login_blocked("this account is banned"));
     }
     tracing::info!(user = %user.id, appid = %appid, is_new, "logged in with WeChat");
-    let signed_in = start_session(state, user, appid, is_new).await?;
+    let signed_in = start_session(state, user, appid, is_new, origin).await?;
     let (user_id, appid) = (user.id.clone(), appid.clone());
     let event = match registration {
         Some(policy) => AuditEvent::Registration {

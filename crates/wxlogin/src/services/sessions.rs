@@ -60,12 +60,13 @@ fn pair(
     })
 }
 
-/// Opens a session for a user who just proved a WeChat identity.
+/// Opens a session for a user who just proved a WeChat identity, from the device `origin` names.
 pub async fn start_session(
     state: &AppState,
     user: &User,
     appid: &AppId,
     is_new: bool,
+    origin: &Origin,
 ) -> Result<SignedIn, ApiError> {
     let now = state.now_millis();
     let lifetime = Duration::from_secs(state.settings.tokens.refresh_ttl_secs);
@@ -76,6 +77,8 @@ pub async fn start_session(
         created_at: now,
         expires_at: now.saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)),
         revoked_at: None,
+        user_agent: origin.user_agent.clone(),
+        last_used_at: None,
     };
     let (text, hash) = generate_refresh_token();
     let first = RefreshToken {

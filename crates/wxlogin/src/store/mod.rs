@@ -78,6 +78,13 @@ pub struct Session {
     /// Absolute end of the session (refresh tokens never outlive it).
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The `User-Agent` of the login that opened it (`services::audit::Origin`'s, cut to 256
+    /// characters), when there was one.
+    pub user_agent: Option<String>,
+    /// When it was last used: the login or the latest refresh (its newest refresh token). Read by
+    /// the listings (`list_sessions`, `list_sessions_of_user`) only; `None` elsewhere and ignored
+    /// by `create_session`.
+    pub last_used_at: Option<i64>,
 }
 
 /// Which sessions `Store::list_sessions` returns: every filter given must match; newest first.

@@ -105,6 +105,8 @@ pub(super) struct SessionRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    user_agent: Option<String>,
+    last_used_at: Option<i64>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -118,6 +120,8 @@ impl TryFrom<SessionRow> for Session {
             created_at: row.created_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            user_agent: row.user_agent,
+            last_used_at: row.last_used_at,
         })
     }
 }

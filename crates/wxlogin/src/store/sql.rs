@@ -23,6 +23,12 @@ use super::{
 };
 use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
+/// The columns of a session in a listing, `s` the sessions table: with when it was last used,
+/// its newest refresh token's issue (by the index on `refresh_tokens.session_id`).
+const SESSION_LISTING: &str = "s.id, s.user_id, s.appid, s.created_at, s.expires_at, \
+     s.revoked_at, s.user_agent, \
+     (SELECT MAX(r.issued_at) FROM refresh_tokens r WHERE r.session_id = s.id) AS last_used_at";
+
 /// What a backend decides for itself. Public only to appear in the bounds of the `Store` impl;
 /// the module is private, so nothing outside `store` can implement it.
 pub trait Backend: Send + Sync + 'static {
@@ -271,8 +277,9 @@ where
     ) -> Result<(), StoreError> {
         let mut tx = begin_write(self).await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, appid, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions \
+             (id, user_id, appid, created_at, expires_at, revoked_at, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id.as_str())
         .bind(session.user_id.as_str())
@@ -280,6 +287,7 @@ where
         .bind(session.created_at)
         .bind(session.expires_at)
         .bind(session.revoked_at)
+        .bind(session.user_agent.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -292,8 +300,8 @@ where
 
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         sqlx::query_as::<_, SessionRow>(
-            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
-             FROM sessions WHERE id = $1",
+            "SELECT id, user_id, appid, created_at, expires_at, revoked_at, user_agent, \
+             CAST(NULL AS BIGINT) AS last_used_at FROM sessions WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(self.pool())
@@ -880,8 +888,8 @@ where
             ""
         };
         let sql = format!(
-            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
-             FROM sessions WHERE user_id = $1{live} ORDER BY created_at DESC, id DESC"
+            "SELECT {SESSION_LISTING} FROM sessions s WHERE user_id = $1{live} \
+             ORDER BY created_at DESC, id DESC"
         );
         let mut query = sqlx::query_as::<_, SessionRow>(&sql).bind(user.as_str());
         if let Some(now) = live_at {
@@ -929,8 +937,8 @@ where
             format!(" WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, user_id, appid, created_at, expires_at, revoked_at \
-             FROM sessions{filter} ORDER BY created_at DESC, id DESC LIMIT ${limit}"
+            "SELECT {SESSION_LISTING} FROM sessions s{filter} \
+             ORDER BY created_at DESC, id DESC LIMIT ${limit}"
         );
         let mut statement = sqlx::query_as::<_, SessionRow>(&sql);
         if let Some(user) = &query.user {

@@ -392,6 +392,23 @@ async fn the_overview_counts_logins_and_pages_speak_chinese() {
     assert!(page.contains("UTC+08:00"));
     assert!(page.contains("login"), "the audit log lists the logins");
 
+    // A session shows the device it was opened from and its last use.
+    let iphone =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) MicroMessenger/8.0.49(0x18003137)";
+    let response = app
+        .http
+        .post(app.url("/v1/auth/wechat/login"))
+        .header("user-agent", iphone)
+        .json(&json!({ "code": app.code_for("ov-frank"), "appid": DEMO_APPID }))
+        .send()
+        .await
+        .unwrap();
+    let frank: serde_json::Value = response.json().await.unwrap();
+    let frank = frank["user"]["id"].as_str().unwrap().to_owned();
+    let (_, page) = get(&app, &op, &format!("/sessions?user={frank}")).await;
+    assert!(page.contains("iPhone · WeChat 8.0.49"), "{page}");
+    assert!(page.contains(&format!("title=\"{iphone}\"")));
+
     // A bad filter is a 400, not a 500.
     for bad in [
         "/audit?type=nope",

@@ -155,6 +155,8 @@ async fn given_session(
         created_at: expires_at - 30 * DAY,
         expires_at,
         revoked_at: None,
+        user_agent: None,
+        last_used_at: None,
     };
     store
         .create_session(&session, &token(first.clone()))

@@ -66,6 +66,9 @@ on_both_backends!(
     a_backfilled_unionid_is_owned_by_its_user,
     users_are_searched_by_id_identity_phone_and_nickname,
     sessions_of_a_user_are_listed_live_or_all,
+    users_are_paged_newest_first,
+    sessions_are_listed_by_user_app_state_time_and_page,
+    audit_entries_are_counted_by_bucket_and_paged,
     admins_are_stored_listed_by_name_and_unique,
     the_last_owner_is_never_removed,
     a_new_password_clears_the_lockout,
@@ -127,6 +130,8 @@ fn session(id: &SessionId, user: &UserId) -> Session {
         created_at: T0,
         expires_at: T0 + 30 * 86_400_000,
         revoked_at: None,
+        user_agent: None,
+        last_used_at: None,
     }
 }
 

@@ -22,7 +22,9 @@ pub(crate) fn head(lang: Lang) -> Vec<&'static str> {
         lang.t("Session", "会话"),
         lang.t("User", "用户"),
         "appid",
+        lang.t("Device", "设备"),
         lang.t("Signed in", "登录时间"),
+        lang.t("Last used", "最近使用"),
         lang.t("Ends", "到期"),
         lang.t("State", "状态"),
         "",
@@ -63,11 +65,59 @@ pub(crate) fn row(viewer: &Viewer, session: &Session, revocable: bool) -> Vec<St
             code(session.user_id.as_str())
         ),
         code(session.appid.as_str()),
+        device(lang, session.user_agent.as_deref()),
         viewer.tz.minute(session.created_at),
+        session
+            .last_used_at
+            .map_or_else(String::new, |at| viewer.tz.minute(at)),
         viewer.tz.minute(session.expires_at),
         state,
         button,
     ]
+}
+
+/// A short name of the device behind a `User-Agent` (its system, WeChat's version, the
+/// developer tools), the whole text as its tooltip.
+fn device(lang: Lang, user_agent: Option<&str>) -> String {
+    match user_agent {
+        None => format!("<span class=\"empty\">{}</span>", lang.t("unknown", "未知")),
+        Some(text) => format!(
+            "<span title=\"{}\">{}</span>",
+            escape(text),
+            escape(&device_hint(text))
+        ),
+    }
+}
+
+pub(crate) fn device_hint(user_agent: &str) -> String {
+    const SYSTEMS: [(&str, &str); 8] = [
+        ("OpenHarmony", "HarmonyOS"),
+        ("HarmonyOS", "HarmonyOS"),
+        ("iPad", "iPad"),
+        ("iPhone", "iPhone"),
+        ("Android", "Android"),
+        ("Windows", "Windows"),
+        ("Macintosh", "macOS"),
+        ("Linux", "Linux"),
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    if let Some((_, name)) = SYSTEMS.iter().find(|(key, _)| user_agent.contains(key)) {
+        parts.push((*name).to_owned());
+    }
+    if let Some(at) = user_agent.find("MicroMessenger/") {
+        let version: String = user_agent[at + 15..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        parts.push(format!("WeChat {version}").trim_end().to_owned());
+    }
+    if user_agent.contains("wechatdevtools") {
+        parts.push("DevTools".to_owned());
+    }
+    if parts.is_empty() {
+        return user_agent.chars().take(40).collect();
+    }
+    parts.join(" · ")
 }
 
 #[derive(Deserialize, Default)]
@@ -300,4 +350,24 @@ pub(crate) async fn revoke(
         _ => "/sessions?done=session-revoked".to_owned(),
     };
     redirect(&back, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_hint;
+
+    #[test]
+    fn a_user_agent_becomes_a_short_device_name() {
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.49(0x18003137) \
+                      NetType/WIFI Language/zh_CN";
+        assert_eq!(device_hint(iphone), "iPhone · WeChat 8.0.49");
+        let android = "Mozilla/5.0 (Linux; Android 14; V2243A Build/UP1A) AppleWebKit/537.36 \
+                       XWEB/1160065 MMWEBSDK/20240301 MicroMessenger/8.0.48.2580(0x28003036)";
+        assert_eq!(device_hint(android), "Android · WeChat 8.0.48.2580");
+        let tools = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) wechatdevtools/1.06.2402040";
+        assert_eq!(device_hint(tools), "Windows · DevTools");
+        assert_eq!(device_hint("curl/8.5.0"), "curl/8.5.0");
+        assert_eq!(device_hint(&"x".repeat(300)).len(), 40);
+    }
 }

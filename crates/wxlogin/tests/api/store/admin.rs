@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wxlogin::domain::{AppId, Phone, UnionId, UserId};
-use wxlogin::store::{Store, UserSearch};
+use wxlogin::store::{AuditCountQuery, AuditQuery, AuditRecord, SessionQuery, Store, UserSearch};
 
 use super::{
     T0, given_session, identity, new_session_id, new_user_id, openid, session, token, user,
@@ -133,5 +133,245 @@ pub(super) async fn sessions_of_a_user_are_listed_live_or_all(store: Arc<dyn Sto
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub(super) async fn users_are_paged_newest_first(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = new_user_id();
+        let mut created = user(&id);
+        created.created_at = T0 + n;
+        store
+            .create_user_with_identity(&created, &identity(&id, &openid(&format!("page-{n}"))))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let page = |limit, offset| {
+        let store = store.clone();
+        async move {
+            store
+                .search_users(None, limit, offset)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.user.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(2, 0).await, [ids[2].clone(), ids[1].clone()]);
+    assert_eq!(page(2, 2).await, [ids[0].clone()]);
+    assert!(page(2, 3).await.is_empty());
+}
+
+pub(super) async fn sessions_are_listed_by_user_app_state_time_and_page(store: Arc<dyn Store>) {
+    let (ann, bob) = (new_user_id(), new_user_id());
+    for (id, name) in [(&ann, "filters-ann"), (&bob, "filters-bob")] {
+        store
+            .create_user_with_identity(&user(id), &identity(id, &openid(name)))
+            .await
+            .unwrap();
+    }
+    let other_app = AppId::parse("wx0000000000000002").unwrap();
+    // Ann: three sessions a millisecond apart (the second on the other app, the third revoked);
+    // Bob: one.
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = new_session_id();
+        let mut opened = session(&id, &ann);
+        opened.created_at = T0 + n;
+        opened.user_agent = Some(format!("device {n}"));
+        if n == 1 {
+            opened.appid = other_app.clone();
+        }
+        store
+            .create_session(&opened, &token(&id, T0 + n))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    store.revoke_session(&ids[2], T0 + 10).await.unwrap();
+    let (bobs, _) = given_session(&*store, &bob).await;
+    // Ann's first session refreshed later: its last use is the newest token's issue.
+    store
+        .insert_refresh_token(&token(&ids[0], T0 + 500))
+        .await
+        .unwrap();
+
+    let list = |query: SessionQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_sessions(&SessionQuery { limit: 10, ..query })
+                .await
+                .unwrap()
+        }
+    };
+    let ids_of = |sessions: &[wxlogin::store::Session]| {
+        sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>()
+    };
+    let all = list(SessionQuery::default()).await;
+    assert_eq!(all.len(), 4);
+    let anns = list(SessionQuery {
+        user: Some(ann.clone()),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(
+        ids_of(&anns),
+        [ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert_eq!(anns[2].user_agent.as_deref(), Some("device 0"));
+    assert_eq!(anns[2].last_used_at, Some(T0 + 500));
+    assert_eq!(anns[1].last_used_at, Some(T0 + 1));
+    let live = list(SessionQuery {
+        user: Some(ann.clone()),
+        live_at: Some(T0 + 20),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(ids_of(&live), [ids[1].clone(), ids[0].clone()]);
+    let on_other = list(SessionQuery {
+        appid: Some(other_app),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(ids_of(&on_other), [ids[1].clone()]);
+    let recent = list(SessionQuery {
+        user: Some(ann.clone()),
+        since: Some(T0 + 1),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(ids_of(&recent), [ids[2].clone(), ids[1].clone()]);
+    let next = list(SessionQuery {
+        user: Some(ann.clone()),
+        before: Some((anns[1].created_at, anns[1].id.as_str().to_owned())),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(ids_of(&next), [ids[0].clone()]);
+    let bob_only = list(SessionQuery {
+        user: Some(bob),
+        ..SessionQuery::default()
+    })
+    .await;
+    assert_eq!(ids_of(&bob_only), [bobs]);
+    let one = store
+        .list_sessions(&SessionQuery {
+            limit: 1,
+            ..SessionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    let fetched = store.get_session(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(fetched.user_agent.as_deref(), Some("device 0"));
+}
+
+fn entry(at: i64, kind: &str, appid: Option<&str>, details: &str) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at,
+        kind: kind.to_owned(),
+        actor_kind: "user".to_owned(),
+        actor_id: None,
+        user_id: None,
+        appid: appid.map(|a| AppId::parse(a).unwrap()),
+        client_ip: None,
+        user_agent: None,
+        details: details.to_owned(),
+    }
+}
+
+pub(super) async fn audit_entries_are_counted_by_bucket_and_paged(store: Arc<dyn Store>) {
+    const HOUR: i64 = 3_600_000;
+    let new = r#"{"outcome":"new"}"#;
+    let returning = r#"{"outcome":"returning"}"#;
+    let demo = "wx0000000000000001";
+    for (at, kind, appid, details) in [
+        (T0, "login", Some(demo), new),
+        (T0 + 10, "login", Some(demo), new),
+        (T0 + 20, "login", Some(demo), returning),
+        (T0 + HOUR + 5, "login", Some("wx0000000000000002"), new),
+        (T0 + HOUR + 6, "logout", Some(demo), "{}"),
+        (T0 - 1, "login", Some(demo), new),
+    ] {
+        store
+            .append_audit_event(&entry(at, kind, appid, details))
+            .await
+            .unwrap();
+    }
+    let counts = store
+        .count_audit_events(&AuditCountQuery {
+            kinds: vec!["login".into(), "registration".into()],
+            since: T0,
+            bucket_ms: HOUR,
+            offset_ms: 0,
+        })
+        .await
+        .unwrap();
+    let first = T0 / HOUR;
+    let seen: Vec<(i64, &str, &str, i64)> = counts
+        .iter()
+        .map(|c| {
+            (
+                c.bucket - first,
+                c.kind.as_str(),
+                c.details.as_str(),
+                c.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, "login", new, 2),
+            (0, "login", returning, 1),
+            (1, "login", new, 1)
+        ]
+    );
+    // With an offset the buckets begin elsewhere; every entry since T0 is still counted once.
+    let shifted = store
+        .count_audit_events(&AuditCountQuery {
+            kinds: vec!["login".into()],
+            since: T0,
+            bucket_ms: 2 * HOUR,
+            offset_ms: HOUR / 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(shifted.iter().map(|c| c.count).sum::<i64>(), 4);
+
+    let list = |query: AuditQuery| {
+        let store = store.clone();
+        async move { store.list_audit_events(&query).await.unwrap() }
+    };
+    let on_demo = list(AuditQuery {
+        appid: Some(AppId::parse(demo).unwrap()),
+        limit: 100,
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(on_demo.len(), 5);
+    let page = list(AuditQuery {
+        limit: 2,
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(
+        page.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [T0 + HOUR + 6, T0 + HOUR + 5]
+    );
+    let next = list(AuditQuery {
+        limit: 2,
+        before: Some((page[1].at, page[1].id)),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(
+        next.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [T0 + 20, T0 + 10]
     );
 }
