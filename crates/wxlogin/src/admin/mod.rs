@@ -153,15 +153,35 @@ impl FromRequestParts<Console> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
         let Some((
-            _,
+            token,
             Session {
-                stage: Stage::SignedIn { name, role },
+                stage: Stage::SignedIn { name, .. },
                 csrf,
                 ..
             },
         )) = console.session(&parts.headers)
         else {
             return Err(redirect("/login", None));
+        };
+        let lang = Lang::of(&parts.headers);
+        // The account as it is now: a removed administrator is signed out at their next request,
+        // and a changed role applies at once.
+        let role = match console.app.store.get_admin(&name).await {
+            Ok(Some(account)) => account.role,
+            Ok(None) => {
+                console.sessions.end(&token);
+                return Err(redirect("/login", Some(console.clear_cookie())));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "console: cannot read the administrator");
+                return Err(html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    pages::refused(
+                        lang,
+                        lang.t("The database is unavailable.", "数据库不可用。"),
+                    ),
+                ));
+            }
         };
         let path = parts
             .uri
@@ -171,7 +191,7 @@ impl FromRequestParts<Console> for Viewer {
             name,
             role,
             csrf,
-            lang: Lang::of(&parts.headers),
+            lang,
             tz: Tz::of(&parts.headers),
             path,
         })
@@ -310,6 +330,8 @@ fn router(console: Console) -> axum::Router {
         .route("/keys/retire", post(keys::retire))
         .route("/apps", get(apps::show))
         .route("/apps/refresh-token", post(apps::refresh_token))
+        .route("/admins", get(pages::admins::show))
+        .route("/admins/remove", post(pages::admins::remove))
         .route("/login", get(signin::sign_in_form).post(signin::sign_in))
         .route("/login/totp", get(signin::totp_form).post(signin::totp))
         .route("/logout", post(signin::sign_out))

@@ -456,3 +456,44 @@ async fn an_owner_forces_a_new_wechat_access_token() {
     .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_removed_administrator_is_signed_out_at_the_next_request() {
+    let app = console().await;
+    let owner = signed_in(&app, "boss", AdminRole::Owner).await;
+    let op = signed_in(&app, "temp", AdminRole::Operator).await;
+    let (status, page) = get(&app, &op, "/admins").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("boss") && !page.contains("action=\"/admins/remove\""));
+
+    let (_, page) = get(&app, &owner, "/admins").await;
+    let form = csrf(&page);
+    assert!(page.contains("action=\"/admins/remove\""));
+    let myself = post(
+        &app,
+        &owner,
+        "/admins/remove",
+        &[("csrf", &form), ("name", "boss")],
+    )
+    .await;
+    assert_eq!(myself.status(), StatusCode::CONFLICT);
+    let response = post(
+        &app,
+        &owner,
+        "/admins/remove",
+        &[("csrf", &form), ("name", "temp")],
+    )
+    .await;
+    assert_eq!(location(&response), "/admins?done=removed");
+    let removed = audited(&app, "admin_removed").await;
+    assert_eq!(removed[0].0.actor_id.as_deref(), Some("boss"));
+    assert_eq!(removed[0].1["admin"], "temp");
+
+    let response = op
+        .get(crate::admin_console::url(&app, "/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login");
+}

@@ -4,6 +4,7 @@
 //! sections, the language switch, who is signed in, sign out) and is at most a laptop screen wide:
 //! wide tables scroll inside the page.
 
+pub(crate) mod admins;
 pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod keys;
@@ -57,16 +58,18 @@ pub(crate) enum Section {
     Audit,
     Keys,
     Apps,
+    Admins,
 }
 
 impl Section {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Overview,
         Self::Users,
         Self::Sessions,
         Self::Audit,
         Self::Keys,
         Self::Apps,
+        Self::Admins,
     ];
 
     fn path(self) -> &'static str {
@@ -77,6 +80,7 @@ impl Section {
             Self::Audit => "/audit",
             Self::Keys => "/keys",
             Self::Apps => "/apps",
+            Self::Admins => "/admins",
         }
     }
 
@@ -88,6 +92,7 @@ impl Section {
             Self::Audit => lang.t("Audit log", "审计日志"),
             Self::Keys => lang.t("Keys", "密钥"),
             Self::Apps => lang.t("Apps", "小程序"),
+            Self::Admins => lang.t("Administrators", "管理员"),
         }
     }
 }
