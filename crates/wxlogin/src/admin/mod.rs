@@ -34,6 +34,9 @@ use sessions::{Session, Sessions, Stage};
 
 const COOKIE: &str = "wxlogin_admin";
 
+/// The largest form the console reads, in bytes.
+const FORM_LIMIT: usize = 16 * 1024;
+
 /// Nothing from elsewhere: only this listener's stylesheet, script and forms; no inline script or
 /// style, no frames.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -340,6 +343,8 @@ fn router(console: Console) -> axum::Router {
         .route("/console.js", get(script))
         .fallback(not_found)
         .with_state(console)
+        // Forms of a few fields: a larger body is refused (413) before it is read.
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -409,6 +409,18 @@ async fn the_overview_counts_logins_and_pages_speak_chinese() {
     assert!(page.contains("iPhone · WeChat 8.0.49"), "{page}");
     assert!(page.contains(&format!("title=\"{iphone}\"")));
 
+    // A form larger than any of the console's is refused before it is read.
+    let (_, users) = get(&app, &op, "/users").await;
+    let huge = "x".repeat(64 * 1024);
+    let response = post(
+        &app,
+        &op,
+        "/logout",
+        &[("csrf", &csrf(&users)), ("pad", &huge)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
     // A bad filter is a 400, not a 500.
     for bad in [
         "/audit?type=nope",
