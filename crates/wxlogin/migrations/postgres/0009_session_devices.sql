@@ -3,3 +3,6 @@
 -- When a session was last used is not stored: it is its newest refresh token's `issued_at`.
 
 ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+
+-- The console lists sessions newest first (filtered by app, state or time, or not at all).
+CREATE INDEX sessions_created_at ON sessions (created_at);
