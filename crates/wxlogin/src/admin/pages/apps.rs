@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::{Console, Viewer, html, redirect};
-use super::users::failure;
+use super::parts::failure;
 use super::{Section, action_button, code, done, page, query_value, table};
 use crate::domain::{AdminRole, AppId};
 use crate::services::admin::{self as actions, TokenStatus};

@@ -7,67 +7,14 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::{Console, Viewer, html};
-use super::sessions::{app_select, since_choice, since_select};
-use super::users::failure;
-use super::{Section, code, escape, page, query_value, table};
+use super::parts::{app_select, audit_records as records, failure, since_choice, since_select};
+use super::{Section, escape, page, query_value};
 use crate::domain::{AppId, UserId};
 use crate::services::admin::AdminError;
 use crate::services::audit::EventType;
-use crate::store::{AuditQuery, AuditRecord};
+use crate::store::AuditQuery;
 
 const PAGE: u32 = 100;
-
-/// The entries as a table.
-pub(crate) fn records(viewer: &Viewer, records: &[AuditRecord]) -> String {
-    let lang = viewer.lang;
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|record| {
-            let actor = match &record.actor_id {
-                Some(id) => format!("{} {}", escape(&record.actor_kind), code(id)),
-                None => escape(&record.actor_kind),
-            };
-            let user = record.user_id.as_ref().map_or_else(String::new, |u| {
-                format!(
-                    "<a href=\"/users/{}\">{}</a>",
-                    escape(u.as_str()),
-                    code(u.as_str())
-                )
-            });
-            let details = if record.details == "{}" {
-                String::new()
-            } else {
-                code(&record.details)
-            };
-            vec![
-                viewer.tz.second(record.at),
-                code(&record.kind),
-                actor,
-                user,
-                record
-                    .appid
-                    .as_ref()
-                    .map_or_else(String::new, |a| code(a.as_str())),
-                escape(record.client_ip.as_deref().unwrap_or("")),
-                details,
-            ]
-        })
-        .collect();
-    table(
-        lang.t("Entries, newest first", "记录（最新在前）"),
-        &[
-            lang.t("Time", "时间"),
-            lang.t("Type", "类型"),
-            lang.t("Actor", "操作者"),
-            lang.t("User", "用户"),
-            "appid",
-            lang.t("Client IP", "客户端 IP"),
-            lang.t("Details", "详情"),
-        ],
-        &rows,
-        lang.t("No entry.", "没有记录。"),
-    )
-}
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Filters {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::{Console, Viewer, html, redirect};
-use super::users::failure;
+use super::parts::failure;
 use super::{Section, action_button, code, done, escape, page, table};
 use crate::domain::AdminRole;
 use crate::services::admin::AdminError;

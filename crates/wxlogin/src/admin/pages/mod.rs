@@ -9,6 +9,7 @@ pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod overview;
+mod parts;
 pub(crate) mod sessions;
 pub(crate) mod users;
 

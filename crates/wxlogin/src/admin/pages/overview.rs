@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::super::i18n::Lang;
 use super::super::{Console, Viewer, html};
-use super::users::failure;
+use super::parts::failure;
 use super::{Section, code, escape, page, table};
 use crate::services::admin::{self as actions, AdminError, TokenStatus};
 use crate::services::audit::EventType;

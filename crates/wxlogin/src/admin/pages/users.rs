@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::{Console, Viewer, html, redirect};
+use super::parts::{self, failure};
 use super::{Section, action_button, code, csrf_field, done, escape, page, query_value, table};
 use crate::domain::{AdminRole, UserId};
 use crate::services::admin::{self as actions, AdminError, UserDetails};
@@ -142,29 +143,6 @@ fn status(viewer: &Viewer, banned_at: Option<i64>) -> String {
     }
 }
 
-/// An action's failure as a page: a 404 for what does not exist, a 503 for the database, a 400
-/// for the rest.
-pub(crate) fn failure(viewer: &Viewer, error: &AdminError) -> Response {
-    let status = match error {
-        AdminError::UnknownUser(_) | AdminError::UnknownSession(_) | AdminError::UnknownApp(_) => {
-            StatusCode::NOT_FOUND
-        }
-        AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        AdminError::Wechat(_) => StatusCode::BAD_GATEWAY,
-        AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
-    };
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(error = %error, "console: the database is unavailable");
-        return viewer.refuse(
-            status,
-            viewer
-                .lang
-                .t("The database is unavailable.", "数据库不可用。"),
-        );
-    }
-    viewer.refuse(status, &error.to_string())
-}
-
 fn user_id(viewer: &Viewer, text: &str) -> Result<UserId, Box<Response>> {
     UserId::parse(text).map_err(|_| {
         Box::new(viewer.refuse(
@@ -249,7 +227,7 @@ async fn render(
     body.push_str(&identities(viewer, &details));
     body.push_str(&sessions(viewer, &details));
     body.push_str(&format!("<h2>{}</h2>\n", lang.t("Audit trail", "审计记录")));
-    body.push_str(&super::audit::records(viewer, &trail));
+    body.push_str(&parts::audit_records(viewer, &trail));
     let title = format!("{} {}", lang.t("User", "用户"), id.as_str());
     html(StatusCode::OK, page(viewer, Section::Users, &title, &body))
 }
@@ -398,14 +376,14 @@ fn sessions(viewer: &Viewer, details: &UserDetails) -> String {
     let rows: Vec<Vec<String>> = details
         .sessions
         .iter()
-        .map(|session| super::sessions::row(viewer, session, true))
+        .map(|session| parts::session_row(viewer, session, true))
         .collect();
     format!(
         "<h2>{}</h2>\n{}",
         lang.t("Live sessions", "有效会话"),
         table(
             lang.t("Signed-in devices", "已登录的设备"),
-            &super::sessions::head(lang),
+            &parts::session_head(lang),
             &rows,
             lang.t("No live session.", "没有有效会话。"),
         )
