@@ -8,9 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::context::{Console, cookie, csrf_ok, forbidden, html, redirect, with_cookie};
 use super::i18n::Lang;
 use super::sessions::{self, Stage};
-use super::{Console, cookie, csrf_ok, forbidden, html, pages, redirect, with_cookie};
+use super::view as pages;
 use crate::domain::AdminName;
 use crate::services::admins::{TotpState, check_password, is_locked, verify_totp_code};
 use crate::services::audit::{AuditEvent, SignInStep};

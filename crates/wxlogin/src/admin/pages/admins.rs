@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html, redirect};
+use super::super::context::{Console, Viewer, html, redirect};
 use super::{Section, action_button, code, done, page, role_name, table};
 use crate::domain::{AdminName, AdminRole};
 use crate::services::admins::{self, AdminsError, TotpState, is_locked};

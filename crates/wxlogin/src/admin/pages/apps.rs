@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html, redirect};
+use super::super::context::{Console, Viewer, html, redirect};
 use super::parts::failure;
 use super::{Section, action_button, code, done, page, query_value, table};
 use crate::domain::{AdminRole, AppId};

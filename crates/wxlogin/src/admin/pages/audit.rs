@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html};
+use super::super::context::{Console, Viewer, html};
 use super::parts::{app_select, audit_records as records, failure, since_choice, since_select};
 use super::{Section, escape, page, query_value};
 use crate::domain::{AppId, UserId};

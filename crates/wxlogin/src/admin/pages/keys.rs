@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html, redirect};
+use super::super::context::{Console, Viewer, html, redirect};
 use super::parts::failure;
 use super::{Section, action_button, code, done, escape, page, table};
 use crate::domain::AdminRole;

@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::super::context::{Console, Viewer, html};
 use super::super::i18n::Lang;
-use super::super::{Console, Viewer, html};
 use super::parts::failure;
 use super::{Section, code, escape, page, table};
 use crate::services::admin::{self as actions, AdminError, TokenStatus};

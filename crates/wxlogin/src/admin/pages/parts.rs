@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::super::context::{Console, Viewer};
 use super::super::i18n::Lang;
-use super::super::{Console, Viewer};
 use super::{action_button, code, escape, table};
 use crate::domain::{AdminRole, AppId};
 use crate::services::admin::AdminError;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html, redirect};
+use super::super::context::{Console, Viewer, html, redirect};
 use super::parts::{
     app_select, failure, session_head as head, session_row as row, since_choice, since_select,
 };

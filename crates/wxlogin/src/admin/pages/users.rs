@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::{Console, Viewer, html, redirect};
+use super::super::context::{Console, Viewer, html, redirect};
 use super::parts::{self, failure};
 use super::{Section, action_button, code, csrf_field, done, escape, page, query_value, table};
 use crate::domain::{AdminRole, UserId};
