@@ -8,6 +8,7 @@ mod admin_console;
 mod admins_cli;
 mod audit;
 mod authorization;
+mod browser;
 mod caddy;
 mod cli;
 mod connections;
