@@ -14,9 +14,9 @@ use wxlogin::store::{AdminAccount, AuditQuery, AuditRecord};
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "console password 1";
+pub(crate) const PASSWORD: &str = "console password 1";
 
-async fn console() -> TestApp {
+pub(crate) async fn console() -> TestApp {
     TestApp::spawn_with(|s| {
         s.admin.listen = Some("127.0.0.1:0".parse().unwrap());
         s.admin.max_failed_sign_ins = 3;
@@ -35,7 +35,7 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecret>) {
+pub(crate) async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecret>) {
     let password = AdminPassword::parse(PASSWORD.to_owned()).unwrap();
     let name = AdminName::parse(name).unwrap();
     let account = AdminAccount {
@@ -67,7 +67,7 @@ async fn add(app: &TestApp, name: &str, role: AdminRole, totp: Option<&TotpSecre
 }
 
 /// The audit log's entries of `kind`, oldest first.
-async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Value)> {
+pub(crate) async fn audited(app: &TestApp, kind: &str) -> Vec<(AuditRecord, serde_json::Value)> {
     let query = AuditQuery {
         user: None,
         kind: Some(kind.to_owned()),
@@ -141,7 +141,7 @@ async fn sign_in(
     .await
 }
 
-fn code_at(secret: &TotpSecret, unix_ms: i64) -> String {
+pub(crate) fn code_at(secret: &TotpSecret, unix_ms: i64) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&(unix_ms / 1000 / 30).to_be_bytes());
     let digest = mac.finalize().into_bytes();

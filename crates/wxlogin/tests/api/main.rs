@@ -12,6 +12,7 @@ mod browser;
 mod caddy;
 mod cli;
 mod connections;
+mod console_browser;
 mod deploy;
 mod discovery;
 mod faults;
