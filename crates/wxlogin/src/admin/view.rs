@@ -243,16 +243,15 @@ padding:.75rem;border:1px solid #dde1e6}dt{font-weight:600}dd{margin:0}\
 .notice{background:#fff3cd;padding:.5rem;border:1px solid #f0d27a}\
 .done{background:#e3f4e5;padding:.5rem;border:1px solid #a6d6ad}\
 .empty{color:#5c6670}\
-.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e6e9ed}\
+.badge,button{white-space:nowrap}.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e6e9ed}\
 .badge.bad{background:#fde2e1;color:#8c1d18}.badge.good{background:#e3f4e5;color:#1e5b28}\
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:1rem}\
 .card{background:#fff;border:1px solid #dde1e6;padding:.75rem}\
 .card .figure{font-size:1.6rem;font-weight:600}\
 figure{margin:1rem 0;background:#fff;border:1px solid #dde1e6;padding:.5rem}\
-figure svg{width:100%;height:auto;max-height:16rem}\
+figure svg.chart{display:block;width:100%;height:auto;max-height:16rem}\
 figcaption{font-weight:600}\
-.legend span{margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;\
-margin-right:.3rem;vertical-align:middle}\
+.legend span{margin-right:1rem}.legend svg{width:.8rem;height:.8rem;vertical-align:middle}\
 .pager{margin:.75rem 0}.pager a{margin-right:1rem}\
 footer{max-width:72rem;margin:2rem auto;padding:0 1rem;color:#5c6670;font-size:.9rem}\n";
 

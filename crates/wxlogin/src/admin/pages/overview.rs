@@ -220,7 +220,7 @@ fn bar_chart(
     let step = (WIDTH - LEFT) / n as f64;
     let width = (step * 0.8).max(1.0);
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-labelledby=\"{id}-title\" \
+        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-labelledby=\"{id}-title\" \
          xmlns=\"http://www.w3.org/2000/svg\">\n<title id=\"{id}-title\">{}</title>\n\
          <line x1=\"{LEFT}\" y1=\"{y0}\" x2=\"{WIDTH}\" y2=\"{y0}\" stroke=\"#9aa4ae\"/>\n\
          <text x=\"{tx}\" y=\"12\" font-size=\"11\" text-anchor=\"end\" fill=\"#5c6670\">{max}</text>\n\
