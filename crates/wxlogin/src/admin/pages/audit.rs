@@ -7,9 +7,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::context::{Console, Viewer, html};
-use super::parts::{app_select, audit_records as records, failure, since_choice, since_select};
+use super::parts::{ListFilters, app_select, audit_records as records, failure, since_select};
 use super::{Section, escape, page, query_value};
-use crate::domain::{AppId, UserId};
 use crate::services::admin::AdminError;
 use crate::services::audit::EventType;
 use crate::store::AuditQuery;
@@ -38,53 +37,49 @@ pub(crate) async fn list(
     Query(filters): Query<Filters>,
 ) -> Response {
     let lang = viewer.lang;
-    let bad = |what: &str| {
-        viewer.refuse(
-            StatusCode::BAD_REQUEST,
-            &format!("{} {what}", lang.t("Invalid filter:", "筛选条件无效：")),
-        )
-    };
     let kind = match filters.kind.trim() {
         "" => None,
         text => match EventType::parse(text) {
             Ok(kind) => Some(kind.as_str().to_owned()),
-            Err(_) => return bad(lang.t("type", "类型")),
+            Err(_) => {
+                let what = format!(
+                    "{} {}",
+                    lang.t("Invalid filter:", "筛选条件无效："),
+                    lang.t("type", "类型")
+                );
+                return viewer.refuse(StatusCode::BAD_REQUEST, &what);
+            }
         },
     };
-    let user = match filters.user.trim() {
-        "" => None,
-        text => match UserId::parse(text) {
-            Ok(id) => Some(id),
-            Err(_) => return bad(lang.t("user id", "用户 ID")),
-        },
+    let shared = ListFilters {
+        user: &filters.user,
+        app: &filters.app,
+        since: &filters.since,
+        before: &filters.before,
     };
-    let appid = match filters.app.trim() {
-        "" => None,
-        text => match AppId::parse(text) {
-            Ok(id) => Some(id),
-            Err(_) => return bad("appid"),
-        },
+    let parsed = match shared.parse(&viewer, console.now()) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
     };
-    let since = match filters.since.as_str() {
-        "" => None,
-        text => match since_choice(text) {
-            Some(ms) => Some(console.now() - ms),
-            None => return bad(lang.t("time range", "时间范围")),
+    let before = match parsed.before {
+        None => None,
+        Some((at, id)) => match id.parse::<i64>() {
+            Ok(id) => Some((at, id)),
+            Err(_) => {
+                let what = format!(
+                    "{} {}",
+                    lang.t("Invalid filter:", "筛选条件无效："),
+                    lang.t("page", "页")
+                );
+                return viewer.refuse(StatusCode::BAD_REQUEST, &what);
+            }
         },
-    };
-    let before = match filters.before.split_once('.') {
-        None if filters.before.is_empty() => None,
-        Some((at, id)) => match (at.parse::<i64>(), id.parse::<i64>()) {
-            (Ok(at), Ok(id)) => Some((at, id)),
-            _ => return bad(lang.t("page", "页")),
-        },
-        None => return bad(lang.t("page", "页")),
     };
     let query = AuditQuery {
-        user,
+        user: parsed.user,
         kind,
-        appid,
-        since,
+        appid: parsed.appid,
+        since: parsed.since,
         before,
         limit: PAGE + 1,
     };

@@ -7,7 +7,7 @@ use axum::response::Response;
 use super::super::context::{Console, Viewer};
 use super::super::i18n::Lang;
 use super::{action_button, code, escape, table};
-use crate::domain::{AdminRole, AppId};
+use crate::domain::{AdminRole, AppId, UserId};
 use crate::services::admin::AdminError;
 use crate::store::{AuditRecord, Session};
 
@@ -248,6 +248,64 @@ pub(crate) fn audit_records(viewer: &Viewer, records: &[AuditRecord]) -> String 
         &rows,
         lang.t("No entry.", "没有记录。"),
     )
+}
+
+/// The filters the listings share, as typed: a user id, an appid, a time range (`SINCE`), and the
+/// last row of the page before (`<time>.<id>`).
+pub(crate) struct ListFilters<'a> {
+    pub user: &'a str,
+    pub app: &'a str,
+    pub since: &'a str,
+    pub before: &'a str,
+}
+
+/// [`ListFilters`] parsed; `before` with its id as text.
+pub(crate) struct Parsed {
+    pub user: Option<UserId>,
+    pub appid: Option<AppId>,
+    pub since: Option<i64>,
+    pub before: Option<(i64, String)>,
+}
+
+impl ListFilters<'_> {
+    /// Parses the filters at `now`; a bad one is a 400 page naming it.
+    pub(crate) fn parse(&self, viewer: &Viewer, now: i64) -> Result<Parsed, Box<Response>> {
+        let lang = viewer.lang;
+        let bad = |what: &str| {
+            Box::new(viewer.refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("{} {what}", lang.t("Invalid filter:", "筛选条件无效：")),
+            ))
+        };
+        let user = match self.user.trim() {
+            "" => None,
+            text => Some(UserId::parse(text).map_err(|_| bad(lang.t("user id", "用户 ID")))?),
+        };
+        let appid = match self.app.trim() {
+            "" => None,
+            text => Some(AppId::parse(text).map_err(|_| bad("appid"))?),
+        };
+        let since = match self.since {
+            "" => None,
+            text => Some(
+                now - since_choice(text).ok_or_else(|| bad(lang.t("time range", "时间范围")))?,
+            ),
+        };
+        let before = match self.before.split_once('.') {
+            None if self.before.is_empty() => None,
+            Some((at, id)) if !id.is_empty() => {
+                let at = at.parse::<i64>().map_err(|_| bad(lang.t("page", "页")))?;
+                Some((at, id.to_owned()))
+            }
+            _ => return Err(bad(lang.t("page", "页"))),
+        };
+        Ok(Parsed {
+            user,
+            appid,
+            since,
+            before,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -8,17 +8,17 @@ use serde::Deserialize;
 
 use super::super::context::{Console, Viewer, html, redirect};
 use super::parts::{
-    app_select, failure, session_head as head, session_row as row, since_choice, since_select,
+    ListFilters, app_select, failure, session_head as head, session_row as row, since_select,
 };
 use super::{Section, done, escape, page, query_value, table};
-use crate::domain::{AdminRole, AppId, SessionId, UserId};
+use crate::domain::{AdminRole, SessionId, UserId};
 use crate::services::admin::{self as actions, AdminError};
 use crate::store::SessionQuery;
 
 const PAGE: u32 = 50;
 
 #[derive(Deserialize, Default)]
-pub(crate) struct Filters {
+pub(crate) struct Params {
     #[serde(default)]
     user: String,
     #[serde(default)]
@@ -40,52 +40,27 @@ pub(crate) struct Filters {
 pub(crate) async fn list(
     State(console): State<Console>,
     viewer: Viewer,
-    Query(filters): Query<Filters>,
+    Query(filters): Query<Params>,
 ) -> Response {
     let lang = viewer.lang;
     let now = console.now();
-    let bad = |what: &str| {
-        viewer.refuse(
-            StatusCode::BAD_REQUEST,
-            &format!("{} {what}", lang.t("Invalid filter:", "筛选条件无效：")),
-        )
-    };
-    let user = match filters.user.trim() {
-        "" => None,
-        text => match UserId::parse(text) {
-            Ok(id) => Some(id),
-            Err(_) => return bad(lang.t("user id", "用户 ID")),
-        },
-    };
-    let appid = match filters.app.trim() {
-        "" => None,
-        text => match AppId::parse(text) {
-            Ok(id) => Some(id),
-            Err(_) => return bad("appid"),
-        },
-    };
     let all = filters.state == "all";
-    let since = match filters.since.as_str() {
-        "" => None,
-        text => match since_choice(text) {
-            Some(ms) => Some(now - ms),
-            None => return bad(lang.t("time range", "时间范围")),
-        },
+    let shared = ListFilters {
+        user: &filters.user,
+        app: &filters.app,
+        since: &filters.since,
+        before: &filters.before,
     };
-    let before = match filters.before.split_once('.') {
-        None if filters.before.is_empty() => None,
-        Some((at, id)) => match at.parse::<i64>() {
-            Ok(at) => Some((at, id.to_owned())),
-            Err(_) => return bad(lang.t("page", "页")),
-        },
-        None => return bad(lang.t("page", "页")),
+    let parsed = match shared.parse(&viewer, now) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
     };
     let query = SessionQuery {
-        user,
-        appid,
+        user: parsed.user,
+        appid: parsed.appid,
         live_at: (!all).then_some(now),
-        since,
-        before,
+        since: parsed.since,
+        before: parsed.before,
         limit: PAGE + 1,
     };
     let mut sessions = match console.app.store.list_sessions(&query).await {

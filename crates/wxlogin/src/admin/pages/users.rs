@@ -404,88 +404,14 @@ fn acting(viewer: &Viewer, id: &str, form: &Act) -> Result<UserId, Box<Response>
     user_id(viewer, id)
 }
 
-fn back(id: &UserId, done: &str) -> Response {
-    redirect(&format!("/users/{}?done={done}", id.as_str()), None)
-}
-
-/// `POST /users/{id}/ban` (`reason`): refuses logins and revokes every session.
-pub(crate) async fn ban(
+/// `POST /users/{id}/{action}`: `ban` (with `reason`: refuses logins and revokes every session),
+/// `unban`, `revoke-sessions`, `unbind-phone`, or `reveal-phone` (the user's page with the whole
+/// number, once, and the audit log records who saw it: a POST, so that no link, prefetch or history
+/// entry reveals it again). The others go back to the user's page saying what they did.
+pub(crate) async fn act(
     State(console): State<Console>,
     viewer: Viewer,
-    Path(id): Path<String>,
-    Form(form): Form<Act>,
-) -> Response {
-    let id = match acting(&viewer, &id, &form) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
-    let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
-    match actions::ban(&console.admin(&viewer), &id, reason).await {
-        Ok(banned) if banned.newly => back(&id, "banned"),
-        Ok(_) => back(&id, "nothing"),
-        Err(e) => failure(&viewer, &e),
-    }
-}
-
-/// `POST /users/{id}/unban`.
-pub(crate) async fn unban(
-    State(console): State<Console>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-    Form(form): Form<Act>,
-) -> Response {
-    let id = match acting(&viewer, &id, &form) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
-    match actions::unban(&console.admin(&viewer), &id).await {
-        Ok(true) => back(&id, "unbanned"),
-        Ok(false) => back(&id, "nothing"),
-        Err(e) => failure(&viewer, &e),
-    }
-}
-
-/// `POST /users/{id}/revoke-sessions`.
-pub(crate) async fn revoke_sessions(
-    State(console): State<Console>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-    Form(form): Form<Act>,
-) -> Response {
-    let id = match acting(&viewer, &id, &form) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
-    match actions::revoke_user_sessions(&console.admin(&viewer), &id).await {
-        Ok(_) => back(&id, "revoked"),
-        Err(e) => failure(&viewer, &e),
-    }
-}
-
-/// `POST /users/{id}/unbind-phone`.
-pub(crate) async fn unbind_phone(
-    State(console): State<Console>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-    Form(form): Form<Act>,
-) -> Response {
-    let id = match acting(&viewer, &id, &form) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
-    match actions::unbind_phone(&console.admin(&viewer), &id).await {
-        Ok(Some(_)) => back(&id, "phone-unbound"),
-        Ok(None) => back(&id, "nothing"),
-        Err(e) => failure(&viewer, &e),
-    }
-}
-
-/// `POST /users/{id}/reveal-phone`: the user's page with the whole number, once; the audit log
-/// records who saw it. A POST, so that no link, prefetch or history entry reveals it again.
-pub(crate) async fn reveal_phone(
-    State(console): State<Console>,
-    viewer: Viewer,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     Form(form): Form<Act>,
 ) -> Response {
     let id = match acting(&viewer, &id, &form) {
@@ -493,8 +419,44 @@ pub(crate) async fn reveal_phone(
         Err(response) => return *response,
     };
     let admin = console.admin(&viewer);
-    admin
-        .record(AuditEvent::PhoneRevealed { user: id.clone() })
-        .await;
-    render(&console, &viewer, &id, None, true).await
+    let done = match action.as_str() {
+        "ban" => {
+            let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
+            let banned = actions::ban(&admin, &id, reason).await;
+            banned.map(|b| if b.newly { "banned" } else { "nothing" })
+        }
+        "unban" => {
+            let unbanned = actions::unban(&admin, &id).await;
+            unbanned.map(|u| if u { "unbanned" } else { "nothing" })
+        }
+        "revoke-sessions" => actions::revoke_user_sessions(&admin, &id)
+            .await
+            .map(|_| "revoked"),
+        "unbind-phone" => {
+            let unbound = actions::unbind_phone(&admin, &id).await;
+            unbound.map(|p| {
+                if p.is_some() {
+                    "phone-unbound"
+                } else {
+                    "nothing"
+                }
+            })
+        }
+        "reveal-phone" => {
+            admin
+                .record(AuditEvent::PhoneRevealed { user: id.clone() })
+                .await;
+            return render(&console, &viewer, &id, None, true).await;
+        }
+        _ => {
+            return viewer.refuse(
+                StatusCode::NOT_FOUND,
+                viewer.lang.t("Not found.", "页面不存在。"),
+            );
+        }
+    };
+    match done {
+        Ok(key) => redirect(&format!("/users/{}?done={key}", id.as_str()), None),
+        Err(e) => failure(&viewer, &e),
+    }
 }
