@@ -217,6 +217,22 @@ async fn an_operator_finds_a_user_and_bans_unbans_and_revokes() {
     }
 }
 
+/// The page at `path` for a browser that asks for `languages`.
+async fn in_language(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    languages: &str,
+) -> String {
+    let response = browser
+        .get(crate::admin_console::url(app, path))
+        .header("accept-language", languages)
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}
+
 /// The first session id on a sessions page.
 fn first_session(page: &str) -> String {
     let at = page.find("action=\"/sessions/").expect("a revoke form") + 18;
@@ -338,15 +354,7 @@ async fn the_overview_counts_logins_and_pages_speak_chinese() {
     }
 
     // Chinese from Accept-Language, and the switch back to English sticks in a cookie.
-    let page = op
-        .get(crate::admin_console::url(&app, "/users"))
-        .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.5")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = in_language(&app, &op, "/users", "zh-CN,zh;q=0.9,en;q=0.5").await;
     assert!(
         page.contains("<html lang=\"zh-CN\">") && page.contains("用户"),
         "{page}"
@@ -357,15 +365,7 @@ async fn the_overview_counts_logins_and_pages_speak_chinese() {
         .await
         .unwrap();
     assert_eq!(location(&switch), "/users");
-    let page = op
-        .get(crate::admin_console::url(&app, "/users"))
-        .header("accept-language", "zh-CN")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = in_language(&app, &op, "/users", "zh-CN").await;
     assert!(page.contains("<html lang=\"en\">"));
     // The switch goes back only within the console.
     let away = op
