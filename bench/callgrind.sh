@@ -10,11 +10,20 @@
 # the number of requests. What the process did besides the requests in that window (its timers)
 # is counted too, and is small beside them.
 #
+# The signed-in scenarios (/v1/me, /v1/auth/verify, decrypt) replay one user's token: the server
+# trusts what it read of a session for tokens.session_cache_ms (1 s), so with tokens in turn the
+# share of requests that read the database would depend on how fast the replay goes under
+# valgrind (with 64 in turn it varied by 15% between runs). With one token they read it about once
+# a second of the run, as under real load (bench/run.sh: each of 256 tokens every ~10 ms).
+# CALLGRIND_SESSION_CACHE_MS=0 counts the other extreme, a database read on every request.
+#
 # Settings (environment): CALLGRIND_REQUESTS (1000, per scenario; logins use a fifth of it),
 # CALLGRIND_KEEP=1 keeps the work directory (the callgrind files, for callgrind_annotate),
 # CALLGRIND_LOG=FILTER runs the server with WXLOGIN_LOG=FILTER (e.g. `warn`: without the request
 # lines, to count what logging costs), CALLGRIND_TOP=N also prints the N functions with the most
-# instructions per scenario, callees included.
+# instructions per scenario, callees included, CALLGRIND_SESSION_CACHE_MS=MS sets
+# tokens.session_cache_ms, CALLGRIND_BIN=PATH counts that wxlogin binary instead of building one
+# (e.g. a copy of an earlier build, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -38,7 +47,7 @@ trap cleanup EXIT
 
 log "cargo build --release -p wxlogin -p bench-hello"
 cargo build --release --locked -p wxlogin -p bench-hello
-bin=$root/target/release/wxlogin
+bin=${CALLGRIND_BIN:-$root/target/release/wxlogin}
 hello_bin=$root/target/release/bench-hello
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -67,6 +76,9 @@ secret = "0123456789abcdef0123456789abcdef"
 per_ip = "off"
 per_user = "off"
 TOML
+if [ -n "${CALLGRIND_SESSION_CACHE_MS:-}" ]; then
+  printf '\n[tokens]\nsession_cache_ms = %s\n' "$CALLGRIND_SESSION_CACHE_MS" >>"$work/wxlogin.toml"
+fi
 
 "$bin" mock-wechat --listen "127.0.0.1:$sim_port" >"$work/simulator.log" 2>&1 &
 pids+=($!)
@@ -87,6 +99,7 @@ tool codes "$sim" "$work/ret.txt" --count $((logins * 2)) --prefix cg- --pool 64
 # The first half of each file warms up, the second half is counted.
 head -n "$logins" "$work/new.txt" >"$work/new-warm.txt"; tail -n "$logins" "$work/new.txt" >"$work/new-run.txt"
 head -n "$logins" "$work/ret.txt" >"$work/ret-warm.txt"; tail -n "$logins" "$work/ret.txt" >"$work/ret-run.txt"
+head -n 1 "$work/s/access.txt" >"$work/one-access.txt"; head -n 1 "$work/s/decrypt.txt" >"$work/one-decrypt.txt"
 
 # measure NAME COUNT REPLAY-ARGS...: zero, replay, dump; appends "NAME COUNT INSTRUCTIONS"
 measure() {
@@ -122,10 +135,12 @@ kill "$target_pid"
 target_pid=$server_pid target_out=$work/server.out
 tool replay "$server/.well-known/jwks.json" 200 --lines "$work/s/access.txt" --count 100
 measure jwks "$requests" "$server/.well-known/jwks.json" 200 --lines "$work/s/access.txt" --count "$requests"
-tool replay "$server/v1/me" 200 --lines "$work/s/access.txt" --count 100
-measure me "$requests" "$server/v1/me" 200 --lines "$work/s/access.txt" --count "$requests"
-tool replay "$server/v1/auth/verify" 200 --lines "$work/s/access.txt" --count 100
-measure verify "$requests" "$server/v1/auth/verify" 200 --lines "$work/s/access.txt" --count "$requests"
+tool replay "$server/v1/me" 200 --lines "$work/one-access.txt" --count 100
+measure me "$requests" "$server/v1/me" 200 --lines "$work/one-access.txt" --count "$requests"
+tool replay "$server/v1/auth/verify" 200 --lines "$work/one-access.txt" --count 100
+measure verify "$requests" "$server/v1/auth/verify" 200 --lines "$work/one-access.txt" --count "$requests"
+tool replay "$server/v1/wechat/decrypt" 200 --mode bearer-post --lines "$work/one-decrypt.txt" --count 100
+measure decrypt "$requests" "$server/v1/wechat/decrypt" 200 --mode bearer-post --lines "$work/one-decrypt.txt" --count "$requests"
 tool replay "$server/v1/auth/wechat/login" 200 --mode post --lines "$work/new-warm.txt"
 measure login_new "$logins" "$server/v1/auth/wechat/login" 200 --mode post --lines "$work/new-run.txt"
 tool replay "$server/v1/auth/wechat/login" 200 --mode post --lines "$work/ret-warm.txt"
@@ -142,6 +157,7 @@ while read -r name count total; do
     jwks) label='`GET /.well-known/jwks.json` (S4)' ;;
     me) label='`GET /v1/me` (S1)' ;;
     verify) label='`GET /v1/auth/verify` (S1b)' ;;
+    decrypt) label='`POST /v1/wechat/decrypt` (S5)' ;;
     login_new) label='login, new user (S2)' ;;
     login_returning) label='login, returning user (S2)' ;;
   esac
@@ -150,4 +166,4 @@ while read -r name count total; do
     "$(python3 -c "print(f'{$per / $hello_per:.1f}')")"
 done <"$work/results.txt"
 echo
-echo "wxlogin $commit, log filter ${CALLGRIND_LOG:-default (info)}, $(rustc -V), $(valgrind --version), $(date -u +%Y-%m-%d)"
+echo "wxlogin $commit${CALLGRIND_BIN:+ (binary $CALLGRIND_BIN)}, log filter ${CALLGRIND_LOG:-default (info)}, session_cache_ms ${CALLGRIND_SESSION_CACHE_MS:-default (1000)}, $(rustc -V), $(valgrind --version), $(date -u +%Y-%m-%d)"

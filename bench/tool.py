@@ -11,10 +11,11 @@
       one request; exit 1 unless it answers EXPECTED
   tool.py wait URL PID [--timeout S]
       until URL answers 200 (10 s at most unless S, and while PID lives)
-  tool.py replay URL EXPECTED --lines FILE [--count N] [--mode get|post]
+  tool.py replay URL EXPECTED --lines FILE [--count N] [--mode get|post|bearer-post]
       N requests one after another on one keep-alive connection: GET with each line of FILE as
-      the bearer token, or POST each line as the JSON body (lines taken in turn); exit 1 on any
-      answer other than EXPECTED
+      the bearer token, POST each line as the JSON body, or POST lines "<token>\t<body>" (as
+      sessions writes decrypt.txt) with the token as the bearer (lines taken in turn); exit 1 on
+      any answer other than EXPECTED
   tool.py latency SIM MS simulated jscode2session latency (0: none)
   tool.py record RESULT SCENARIO REP RUNS
       append wrk's result with its scenario and repetition to RUNS; print a summary line
@@ -196,6 +197,14 @@ def cmd_replay(args):
         line = lines[i % len(lines)]
         if args.mode == "get":
             conn.request("GET", u.path, headers={"Authorization": f"Bearer {line}"})
+        elif args.mode == "bearer-post":
+            token, _, body = line.partition("\t")
+            conn.request(
+                "POST",
+                u.path,
+                body=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
         else:
             conn.request("POST", u.path, body=line, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
@@ -480,7 +489,7 @@ def main():
     rr.add_argument("expected", type=int)
     rr.add_argument("--lines", required=True)
     rr.add_argument("--count", type=int, default=0)
-    rr.add_argument("--mode", choices=["get", "post"], default="get")
+    rr.add_argument("--mode", choices=["get", "post", "bearer-post"], default="get")
     rr.set_defaults(func=cmd_replay)
     lt = sub.add_parser("latency")
     lt.add_argument("sim")

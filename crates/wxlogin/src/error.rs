@@ -8,16 +8,9 @@ use serde::Serialize;
 
 use crate::wechat::{ErrCode, WechatError};
 
-tokio::task_local! {
-    /// The id of the request being handled, set by the request-id middleware.
-    pub(crate) static REQUEST_ID: String;
-}
-
 /// The current request's id ("-" outside a request).
 pub(crate) fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "-".to_owned())
+    crate::telemetry::request::current_id()
 }
 
 /// Every machine code a client can receive in `error`, as listed in `docs/api.md`. A test holds this

@@ -19,6 +19,6 @@ pub mod services;
 pub mod shared;
 pub mod state;
 pub mod store;
-mod telemetry;
+pub mod telemetry;
 pub mod tokens;
 pub mod wechat;

@@ -98,7 +98,7 @@ fn parse_hop(text: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// Puts the `ClientIp` of the request's connection into its extensions (and the request's span).
+/// Puts the `ClientIp` of the request's connection into its extensions (and its log context).
 pub(crate) fn attach(request: &mut Request, trusted: &[TrustedProxy]) {
     let peer = request
         .extensions()
@@ -106,7 +106,7 @@ pub(crate) fn attach(request: &mut Request, trusted: &[TrustedProxy]) {
         .map(|info| info.0.ip());
     if let Some(peer) = peer {
         let client = ClientIp::resolve(peer, request.headers(), trusted);
-        tracing::Span::current().record("client_ip", tracing::field::display(client.ip()));
+        crate::telemetry::request::record_client_ip(client.ip());
         request.extensions_mut().insert(client);
     }
 }

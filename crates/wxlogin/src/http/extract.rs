@@ -126,7 +126,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
         let user = authenticate(state, token).await?;
-        tracing::Span::current().record("user", tracing::field::display(&user.user_id));
+        crate::telemetry::request::record_user(&user.user_id);
         Ok(user)
     }
 }

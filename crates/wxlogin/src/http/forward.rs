@@ -62,6 +62,7 @@ async fn check(
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     let token = bearer_token(&headers)?;
     let user = authenticate(&state, token).await?;
+    crate::telemetry::request::record_user(&user.user_id);
     if tracing::enabled!(tracing::Level::DEBUG) {
         let header = |name: &str| {
             headers

@@ -198,6 +198,9 @@ async fn forward_to(
         }
         RouteAuth::Optional => None,
     };
+    if let Some(caller) = &caller {
+        crate::telemetry::request::record_user(&caller.user_id);
+    }
 
     let mut headers = end_to_end(&parts.headers);
     let spoofed: Vec<HeaderName> = headers

@@ -1,4 +1,4 @@
-//! Cross-cutting request handling: request ids, tracing, timeouts, panics.
+//! Cross-cutting request handling: request ids, the request log line, timeouts, panics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +7,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument as _;
 
 use super::Gateway;
-use crate::error::{ApiError, REQUEST_ID};
+use crate::error::ApiError;
+use crate::telemetry::request::{RequestContext, in_request};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,52 +38,43 @@ pub(crate) struct Edge {
     pub(crate) trusted_proxies: Arc<[crate::config::TrustedProxy]>,
 }
 
-/// Outermost layer: gives the request an id (task-local, in its span and in the response header),
+/// Outermost layer: gives the request an id (in its log context and in the response header),
 /// refuses a head over its limits (`head_limits`), resolves the client address
 /// (`client_ip::attach`), and logs one line when it ends, with the route template (never the raw
 /// path, which may carry ids), the status, the duration, and the client address and user id once
 /// known; counts it in the metrics by the same route template, method and status. One layer for
-/// all of it: each layer more is a clone and a boxed future on every request.
+/// all of it: each layer more is a clone and a boxed future on every request. The request's log
+/// context is a task-local (`telemetry::request`), not a span: no span is created, entered on
+/// every poll and closed per request, and the line is one event.
 pub(crate) async fn request_context(
     State(edge): State<Edge>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let id = request_id(&request);
+    let header = HeaderValue::from_str(&id).ok();
     let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .cloned();
-    let route = matched.as_ref().map_or("-", |path| path.as_str());
     let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %request.method(),
-        route = %route,
-        client_ip = tracing::field::Empty,
-        user = tracing::field::Empty,
-    );
-    let header = HeaderValue::from_str(&id).ok();
+    let context = RequestContext::new(id, method.clone(), matched.clone());
     let watch = crate::clock::Stopwatch::start();
-    let outcome = REQUEST_ID
-        .scope(id, async move {
-            let response = match head_limits(edge.head_limits, &request) {
-                Some(refused) => refused,
-                None => {
-                    super::client_ip::attach(&mut request, &edge.trusted_proxies);
-                    next.run(request).await
-                }
-            };
-            let elapsed = watch.elapsed();
-            // Tenths of a millisecond: a number in JSON lines, `1.2` in text.
-            let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-            tracing::info!(status = response.status().as_u16(), duration_ms, "request");
-            (response, elapsed)
-        })
-        .instrument(span)
-        .await;
-    let (mut response, elapsed) = outcome;
+    let (mut response, elapsed) = in_request(context, async move {
+        let response = match head_limits(edge.head_limits, &request) {
+            Some(refused) => refused,
+            None => {
+                super::client_ip::attach(&mut request, &edge.trusted_proxies);
+                next.run(request).await
+            }
+        };
+        let elapsed = watch.elapsed();
+        // Tenths of a millisecond: a number in JSON lines, `1.2` in text.
+        let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+        tracing::info!(status = response.status().as_u16(), duration_ms, "request");
+        (response, elapsed)
+    })
+    .await;
     let route = match &matched {
         Some(path) => crate::metrics::Route::Template(path.as_str()),
         None if response.extensions().get::<GatewayForwarded>().is_some() => {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
-use tracing::Instrument as _;
 
 use super::Claims;
 use crate::error::ApiError;
@@ -84,23 +83,21 @@ impl CodeExchanges {
                     key,
                 };
                 let claims = self.claims.clone();
-                let task = tokio::spawn(
-                    async move {
-                        let _finished = finished;
-                        match claims.claim(&key, CODE_MEMORY).await {
-                            Ok(true) => work.await,
-                            Ok(false) => Err(ApiError::invalid_code()),
-                            // Closed: without the claim nothing proves the code is fresh.
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot claim a login code");
-                                Err(ApiError::unavailable(
-                                    "cannot check the login code right now; retry",
-                                ))
-                            }
+                // The work logs as the request that started it.
+                let task = tokio::spawn(crate::telemetry::request::carried(async move {
+                    let _finished = finished;
+                    match claims.claim(&key, CODE_MEMORY).await {
+                        Ok(true) => work.await,
+                        Ok(false) => Err(ApiError::invalid_code()),
+                        // Closed: without the claim nothing proves the code is fresh.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot claim a login code");
+                            Err(ApiError::unavailable(
+                                "cannot check the login code right now; retry",
+                            ))
                         }
                     }
-                    .in_current_span(),
-                );
+                }));
                 let shared: Running<T> = async move {
                     task.await.unwrap_or_else(|e| {
                         Err(ApiError::internal(&format!("code exchange task: {e}")))

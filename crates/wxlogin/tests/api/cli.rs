@@ -510,6 +510,13 @@ async fn serve_logs_one_plain_line_per_request_with_route_status_duration_client
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    let verify = client
+        .get(format!("{base}/v1/auth/verify"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify.status(), 200);
     let mut child = child;
     let stdout = child.stdout.take().unwrap();
     let status = stop_with_sigterm(child).await;
@@ -539,5 +546,21 @@ async fn serve_logs_one_plain_line_per_request_with_route_status_duration_client
         text.lines()
             .any(|l| l.contains("route=/v1/auth/wechat/login ") && l.contains("status=200")),
         "the login's line:\n{text}"
+    );
+    // The layout: time, level, the request's fields, the target, the message and its own fields.
+    let (time, rest) = line.split_once(' ').unwrap();
+    assert!(humantime::parse_rfc3339(time).is_ok(), "{line}");
+    assert!(rest.starts_with(" INFO request{request_id="), "{line}");
+    assert!(
+        rest.contains(&format!(
+            " method=GET route=/v1/me client_ip=127.0.0.1 user={user}}}: wxlogin::http::middleware: request status=200 duration_ms="
+        )),
+        "{line}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("route=/v1/auth/verify ")
+            && l.contains(&format!(" user={user}}}"))
+            && l.contains("status=200")),
+        "forward auth names the user it identified:\n{text}"
     );
 }

@@ -14,7 +14,8 @@ use wxlogin::wechat::{ClientConfig, RetryPolicy, WechatClient};
 pub const DEMO_APPID: &str = "wx0000000000000001";
 pub const DEMO_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-/// Every log line of the whole test binary, at TRACE, `log` records included.
+/// Every log line of the whole test binary, at TRACE, `log` records included, in the server's
+/// text format (a request's lines carry its context).
 pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -24,6 +25,7 @@ pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || writer.clone())
             .with_ansi(false)
+            .event_format(wxlogin::telemetry::Lines::Text)
             .try_init();
         buffer
     })

@@ -461,6 +461,26 @@ client_secret = "{SERVICE_SECRET}"
             .is_some_and(|rid| rid.len() > 8),
         "{upstream}"
     );
+    // A line logged while a request runs carries the request's fields, as its request line does.
+    assert_eq!(
+        upstream["span"]["route"], "/v1/auth/wechat/login",
+        "{upstream}"
+    );
+    assert_eq!(upstream["span"]["name"], "request", "{upstream}");
+    assert_eq!(upstream["spans"][0], upstream["span"], "{upstream}");
+    let refused_id = upstream["span"]["request_id"].as_str().unwrap();
+    assert!(
+        objects.iter().any(|o| o["fields"]["message"] == "request"
+            && o["span"]["request_id"] == refused_id
+            && o["fields"]["status"] == 503),
+        "the refused login's request line has the same id"
+    );
+    let starting_keys: Vec<&String> = starting.as_object().unwrap().keys().collect();
+    assert_eq!(
+        starting_keys,
+        ["fields", "level", "target", "timestamp"],
+        "no span outside a request"
+    );
 
     let all = lines.join("\n");
     for secret in [

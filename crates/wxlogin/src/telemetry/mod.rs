@@ -1,8 +1,14 @@
 //! Structured logs: `WXLOGIN_LOG` / `RUST_LOG` filter (else `log.level`), text or JSON lines, on
 //! standard output. Text has colours only when standard output is a terminal, so files and log
-//! collectors get plain lines.
+//! collectors get plain lines. The lines' format is [`Lines`]; a request's context is in
+//! [`request`], not in a span.
+
+mod lines;
+pub(crate) mod request;
 
 use std::io::IsTerminal as _;
+
+pub use lines::Lines;
 
 use tracing_subscriber::EnvFilter;
 
@@ -18,8 +24,8 @@ pub fn init(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());
     let _ = match settings.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().event_format(Lines::Json).try_init(),
+        LogFormat::Text => builder.event_format(Lines::Text).try_init(),
     };
 }
 
@@ -40,7 +46,7 @@ pub fn init_to_stderr(settings: &LogSettings) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match settings.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().event_format(Lines::Json).try_init(),
+        LogFormat::Text => builder.event_format(Lines::Text).try_init(),
     };
 }
