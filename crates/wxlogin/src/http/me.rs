@@ -46,14 +46,14 @@ pub struct MeResponse {
     pub created_at: String,
 }
 
-fn me_response(state: &AppState, user: User) -> MeResponse {
+fn me_response(state: &AppState, user: &User) -> MeResponse {
     let created = std::time::UNIX_EPOCH
         + std::time::Duration::from_millis(u64::try_from(user.created_at).unwrap_or(0));
     MeResponse {
         id: user.id.as_str().to_owned(),
         avatar_url: crate::services::profile::avatar_url(&state.settings, user.avatar.as_deref()),
         phone: user.phone.as_ref().map(PhoneView::of),
-        nickname: user.nickname,
+        nickname: user.nickname.clone(),
         created_at: humantime::format_rfc3339_seconds(created).to_string(),
     }
 }
@@ -69,8 +69,10 @@ pub async fn get_me(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    let found = crate::services::profile::load(&state, &user.user_id).await?;
-    Ok(axum::Json(me_response(&state, found)))
+    // The user as the session check read it, with no read of its own: a change wxlogin makes is
+    // seen at once (it forgets the user on every instance), one behind its back within
+    // `tokens.session_cache_ms`.
+    Ok(axum::Json(me_response(&state, &user.user)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -144,7 +146,7 @@ async fn update_profile(
         &origin,
     )
     .await?;
-    Ok(axum::Json(me_response(&state, updated)))
+    Ok(axum::Json(me_response(&state, &updated)))
 }
 
 /// The multipart form of `PUT /v1/me/avatar`.
@@ -272,7 +274,7 @@ async fn upload_avatar(
     let updated =
         crate::services::profile::set_avatar(&state, &user.user_id, &file, &user.appid, &origin)
             .await?;
-    Ok(axum::Json(me_response(&state, updated)))
+    Ok(axum::Json(me_response(&state, &updated)))
 }
 
 /// `POST /v1/me/phone`: a getPhoneNumber code (preferred) or legacy encrypted phone data.
@@ -339,5 +341,5 @@ pub async fn bind_phone(
     let updated =
         crate::services::phone::bind_for_user(&state, &user.user_id, &user.appid, source, &origin)
             .await?;
-    Ok(axum::Json(me_response(&state, updated)))
+    Ok(axum::Json(me_response(&state, &updated)))
 }

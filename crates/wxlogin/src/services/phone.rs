@@ -91,6 +91,7 @@ pub async fn bind_phone(
         Err(StoreError::Conflict) => return Err(ApiError::phone_in_use()),
         Err(e) => return Err(e.into()),
     }
+    super::sessions::profile_changed(state, &user.id).await;
     tracing::info!(user = %user.id, "phone number bound");
     let event = AuditEvent::PhoneBound {
         user: user.id.clone(),

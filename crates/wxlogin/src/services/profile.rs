@@ -167,6 +167,7 @@ pub async fn set_nickname(
     {
         return Err(ApiError::invalid_token("the user no longer exists"));
     }
+    super::sessions::profile_changed(state, user).await;
     let event = AuditEvent::ProfileChanged {
         user: user.clone(),
         appid: appid.clone(),
@@ -213,6 +214,7 @@ pub async fn set_avatar(
     {
         return Err(ApiError::invalid_token("the user no longer exists"));
     }
+    super::sessions::profile_changed(state, user).await;
     let event = AuditEvent::ProfileChanged {
         user: user.clone(),
         appid: appid.clone(),

@@ -1,6 +1,7 @@
 //! Sessions and their tokens: open, refresh with rotation and reuse detection, log out, and check an
 //! access token on every authenticated request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::LimitedEndpoint;
@@ -268,6 +269,14 @@ async fn announce(state: &AppState, event: Revocation) {
     }
 }
 
+/// A user's profile (nickname, avatar, phone number) changed: every instance forgets what it
+/// remembers of the user, this one before the request that changed it answers, so that the next
+/// `GET /v1/me` anywhere shows the change (the others when the event arrives, at the latest after
+/// `tokens.session_cache_ms`).
+pub(crate) async fn profile_changed(state: &AppState, user: &UserId) {
+    announce(state, Revocation::Profile(user.clone())).await;
+}
+
 /// The caller behind a valid, unrevoked access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -275,6 +284,9 @@ pub struct AuthUser {
     pub session_id: SessionId,
     pub appid: AppId,
     pub claims: AccessClaims,
+    /// The user as the session check read it: from the database, or as remembered for at most
+    /// `tokens.session_cache_ms` and not since anything wxlogin changed of it.
+    pub user: Arc<User>,
 }
 
 /// Verifies an access token and checks that its session is live, its app still configured and
@@ -318,11 +330,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
                 .session_access(&session_id)
                 .await?
                 .ok_or_else(refused)?;
-            state.sessions.put(&session_id, access.clone(), now, read);
-            access
+            state.sessions.put(&session_id, access, now, read)
         }
     };
-    if access.user_id != user_id {
+    if access.user.id != user_id {
         return Err(refused());
     }
     if access.revoked {
@@ -331,7 +342,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
     if access.expires_at <= now {
         return Err(ApiError::invalid_token("the session has expired"));
     }
-    if access.user_banned {
+    if access.user.banned_at.is_some() {
         return Err(ApiError::invalid_token("the account is banned"));
     }
     Ok(AuthUser {
@@ -339,5 +350,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         session_id,
         appid,
         claims,
+        user: access.user,
     })
 }

@@ -112,7 +112,10 @@ pub(crate) fn spawn_reload_on_announcement(
                     }
                 }
                 Ok(
-                    Revocation::Session(_) | Revocation::User(_) | Revocation::WechatAccessToken(_),
+                    Revocation::Session(_)
+                    | Revocation::User(_)
+                    | Revocation::Profile(_)
+                    | Revocation::WechatAccessToken(_),
                 ) => {}
                 Err(RecvError::Closed) => return,
             }

@@ -4,8 +4,8 @@
 //!   receives it;
 //! - [`Leases`]: named leases and locks with an expiry (the WeChat access-token refresher), so a
 //!   crashed holder never blocks the others for long;
-//! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes), published by
-//!   one instance and heard by all;
+//! - [`Events`]: revocation events (logout, bans, reuse detection, signing-key changes, profile
+//!   changes), published by one instance and heard by all;
 //! - [`Limiter`]: rate limits, a GCRA bucket per key, so a limit holds across instances;
 //! - [`Values`]: small values with an expiry, replaced and removed atomically (the WeChat access
 //!   token every instance uses).
@@ -25,8 +25,8 @@ mod session_cache;
 
 pub(crate) use flight::CodeExchanges;
 pub(crate) use limits::{Limited, RateLimits, Subject};
-pub use session_cache::SessionCache;
 pub(crate) use session_cache::spawn_invalidator;
+pub use session_cache::{CachedAccess, SessionCache};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -79,6 +79,10 @@ pub enum Revocation {
     Session(SessionId),
     /// Every session of a user (logout on all devices, a ban).
     User(UserId),
+    /// Not a revocation: the user's profile (nickname, avatar, phone number) changed, so what an
+    /// instance remembers of the user is stale. Instances of a version before this event log it
+    /// as malformed and ignore it; they read the profile on every request.
+    Profile(UserId),
     /// The signing keys changed: reload the keyring.
     SigningKeys,
     /// An operator replaced the app's WeChat access token (`wxlogin wechat access-token

@@ -420,11 +420,13 @@ impl Subscriber {
     }
 }
 
-/// `session:<id>`, `user:<id>`, `signing_keys`, `wechat_access_token:<appid>` or `resync`.
+/// `session:<id>`, `user:<id>`, `profile:<id>`, `signing_keys`, `wechat_access_token:<appid>` or
+/// `resync`.
 fn encode(event: &Revocation) -> String {
     match event {
         Revocation::Session(id) => format!("session:{id}"),
         Revocation::User(id) => format!("user:{id}"),
+        Revocation::Profile(id) => format!("profile:{id}"),
         Revocation::SigningKeys => "signing_keys".into(),
         Revocation::WechatAccessToken(appid) => format!("wechat_access_token:{appid}"),
         Revocation::Resync => "resync".into(),
@@ -435,6 +437,7 @@ fn decode(text: &str) -> Option<Revocation> {
     match text.split_once(':') {
         Some(("session", id)) => SessionId::parse(id).ok().map(Revocation::Session),
         Some(("user", id)) => UserId::parse(id).ok().map(Revocation::User),
+        Some(("profile", id)) => UserId::parse(id).ok().map(Revocation::Profile),
         Some(("wechat_access_token", appid)) => {
             AppId::parse(appid).ok().map(Revocation::WechatAccessToken)
         }
@@ -455,7 +458,8 @@ mod tests {
         let session = SessionId::generate(std::time::UNIX_EPOCH);
         for event in [
             Revocation::Session(session),
-            Revocation::User(user),
+            Revocation::User(user.clone()),
+            Revocation::Profile(user),
             Revocation::SigningKeys,
             Revocation::WechatAccessToken(AppId::parse("wx0000000000000001").unwrap()),
             Revocation::Resync,

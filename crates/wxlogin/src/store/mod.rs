@@ -101,14 +101,14 @@ pub struct SessionQuery {
     pub limit: u32,
 }
 
-/// What access-token checks need to know about a session, in one read.
+/// What access-token checks need to know about a session, in one read: its state, and its user
+/// (the ban, and the profile the signed-in routes answer with).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionAccess {
-    pub user_id: UserId,
     pub revoked: bool,
     /// The session's absolute end: its access tokens stop working then too.
     pub expires_at: i64,
-    pub user_banned: bool,
+    pub user: User,
 }
 
 /// A refresh token, known only by the SHA-256 of its text.

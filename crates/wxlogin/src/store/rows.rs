@@ -130,10 +130,10 @@ impl TryFrom<SessionRow> for Session {
 /// backends.
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionAccessRow {
-    user_id: String,
     revoked_at: Option<i64>,
     expires_at: i64,
-    banned_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
 impl TryFrom<SessionAccessRow> for SessionAccess {
@@ -141,10 +141,9 @@ impl TryFrom<SessionAccessRow> for SessionAccess {
 
     fn try_from(row: SessionAccessRow) -> Result<Self, StoreError> {
         Ok(Self {
-            user_id: user_id(row.user_id)?,
             revoked: row.revoked_at.is_some(),
             expires_at: row.expires_at,
-            user_banned: row.banned_at.is_some(),
+            user: User::try_from(row.user)?,
         })
     }
 }
@@ -238,10 +237,18 @@ mod tests {
     #[test]
     fn a_stored_id_that_does_not_parse_is_corrupt() {
         let row = SessionAccessRow {
-            user_id: "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
             revoked_at: None,
             expires_at: 0,
-            banned_at: None,
+            user: UserRow {
+                id: "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+                nickname: None,
+                avatar: None,
+                created_at: 0,
+                updated_at: 0,
+                banned_at: None,
+                phone_country_code: None,
+                phone_number: None,
+            },
         };
         let err = SessionAccess::try_from(row).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt("user id")), "{err:?}");

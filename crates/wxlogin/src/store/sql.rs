@@ -59,6 +59,9 @@ const ADMIN_COLUMNS: &str = "name, role, password_hash, sealed_totp_secret, totp
 
 const USER_COLUMNS: &str =
     "id, nickname, avatar, created_at, updated_at, banned_at, phone_country_code, phone_number";
+/// [`USER_COLUMNS`] of a table named `u`, for joins.
+const USER_COLUMNS_OF_U: &str = "u.id, u.nickname, u.avatar, u.created_at, u.updated_at, \
+     u.banned_at, u.phone_country_code, u.phone_number";
 
 /// A connection that comes back to the pool still inside a transaction is closed instead of kept.
 ///
@@ -312,10 +315,10 @@ where
     }
 
     async fn session_access(&self, id: &SessionId) -> Result<Option<SessionAccess>, StoreError> {
-        sqlx::query_as::<_, SessionAccessRow>(
-            "SELECT s.user_id, s.revoked_at, s.expires_at, u.banned_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-        )
+        sqlx::query_as::<_, SessionAccessRow>(&format!(
+            "SELECT s.revoked_at, s.expires_at, {USER_COLUMNS_OF_U} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        ))
         .bind(id.as_str())
         .fetch_optional(self.pool())
         .await
@@ -825,11 +828,7 @@ where
         limit: u32,
         offset: u32,
     ) -> Result<Vec<UserSummary>, StoreError> {
-        let columns = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = USER_COLUMNS_OF_U;
         // Each condition only when the search has it, so no parameter is ever untyped NULL.
         let mut conditions = Vec::new();
         if search.is_some() {
@@ -1621,4 +1620,15 @@ where
     .bind(key.created_at)
     .bind(key.activates_at)
     .bind(key.retired_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_joined_user_columns_are_the_user_columns() {
+        let prefixed: Vec<String> = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
+        assert_eq!(USER_COLUMNS_OF_U, prefixed.join(", "));
+    }
 }

@@ -45,6 +45,7 @@ mod service;
 mod sessions;
 mod shared;
 mod shared_tokens;
+mod signed_in_user;
 mod startup;
 mod store;
 mod tls_front;

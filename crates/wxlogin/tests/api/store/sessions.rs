@@ -71,34 +71,52 @@ pub(super) async fn revoking_all_user_sessions_counts_the_live_ones(store: Arc<d
 pub(super) async fn session_access_reflects_revocation_and_bans(store: Arc<dyn Store>) {
     let user_id = given_user(&*store, "heidi").await;
     let (id, _) = given_session(&*store, &user_id).await;
-    let access = |revoked, user_banned| SessionAccess {
-        user_id: user_id.clone(),
+    let user = || async { store.get_user(&user_id).await.unwrap().unwrap() };
+    let access = |revoked, user| SessionAccess {
         revoked,
         expires_at: T0 + 30 * 86_400_000,
-        user_banned,
+        user,
     };
 
     assert_eq!(
         store.session_access(&id).await.unwrap(),
-        Some(access(false, false))
+        Some(access(false, user().await))
     );
     assert!(store.set_user_banned(&user_id, Some(T0 + 1)).await.unwrap());
+    let banned = user().await;
+    assert_eq!(banned.banned_at, Some(T0 + 1));
     assert_eq!(
         store.session_access(&id).await.unwrap(),
-        Some(access(false, true))
+        Some(access(false, banned))
     );
-    let banned = store.get_user(&user_id).await.unwrap().unwrap();
-    assert_eq!(banned.banned_at, Some(T0 + 1));
     assert!(store.set_user_banned(&user_id, None).await.unwrap());
     assert_eq!(
         store.session_access(&id).await.unwrap(),
-        Some(access(false, false))
+        Some(access(false, user().await))
     );
+    // The whole user, as get_user reads it: GET /v1/me answers from it.
+    assert!(
+        store
+            .set_nickname(&user_id, Some("Heidi"), T0 + 2)
+            .await
+            .unwrap()
+    );
+    let phone = wxlogin::domain::Phone::new("86", "13800138000").unwrap();
+    assert!(
+        store
+            .set_user_phone(&user_id, Some(&phone), T0 + 3)
+            .await
+            .unwrap()
+    );
+    let read = store.session_access(&id).await.unwrap().unwrap();
+    assert_eq!(read.user.nickname.as_deref(), Some("Heidi"));
+    assert_eq!(read.user.phone, Some(phone));
+    assert_eq!(read.user, user().await);
 
-    store.revoke_session(&id, T0 + 2).await.unwrap();
+    store.revoke_session(&id, T0 + 4).await.unwrap();
     assert_eq!(
         store.session_access(&id).await.unwrap(),
-        Some(access(true, false))
+        Some(access(true, user().await))
     );
     assert_eq!(store.session_access(&new_session_id()).await.unwrap(), None);
     assert!(
