@@ -305,6 +305,8 @@ pub async fn unbind_phone(admin: &Admin, id: &UserId) -> Result<Option<Phone>, A
     if !admin.store.set_user_phone(id, None, admin.now()).await? {
         return Err(AdminError::UnknownUser(id.clone()));
     }
+    // What servers remember of the user (`GET /v1/me` answers from it) is stale now.
+    admin.announce(Revocation::Profile(id.clone())).await;
     tracing::info!(user = %id, "phone number unbound by an operator");
     admin
         .record(AuditEvent::PhoneUnbound { user: id.clone() })

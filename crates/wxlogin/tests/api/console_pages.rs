@@ -190,7 +190,11 @@ async fn an_operator_finds_a_user_and_bans_unbans_and_revokes() {
         Some(id.as_str())
     );
 
-    // Unbinding the number: gone from the user.
+    // Unbinding the number: gone from the user, and from what the server answers at once.
+    let third = app.login("ops-alice").await;
+    let third = third["access_token"].as_str().unwrap().to_owned();
+    let me: serde_json::Value = app.get_authed("/v1/me", &third).await.json().await.unwrap();
+    assert!(!me["phone"].is_null(), "{me}");
     let response = post(
         &app,
         &op,
@@ -203,6 +207,8 @@ async fn an_operator_finds_a_user_and_bans_unbans_and_revokes() {
         format!("/users/{id}?done=phone-unbound")
     );
     assert!(app.internal_user(&id).await["phone"].is_null());
+    let me: serde_json::Value = app.get_authed("/v1/me", &third).await.json().await.unwrap();
+    assert!(me["phone"].is_null(), "{me}");
 
     // The user's page shows the audit trail of all of it.
     let (_, page) = get(&app, &op, &format!("/users/{id}")).await;
