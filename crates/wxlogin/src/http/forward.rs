@@ -78,6 +78,6 @@ async fn check(
             "forward auth granted"
         );
     }
-    let identity = super::identity_headers::identity_headers(&state, &user).await?;
+    let identity = super::identity_headers::identity_headers(&state, &user);
     Ok((StatusCode::OK, identity))
 }

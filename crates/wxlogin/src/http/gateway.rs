@@ -233,7 +233,7 @@ async fn forward_to(
         headers.insert("x-request-id", id);
     }
     if let Some(caller) = &caller {
-        headers.extend(identity_headers(state, caller).await?);
+        headers.extend(identity_headers(state, caller));
     }
 
     let url = upstream_url(route, path, parts.uri.query())?;

@@ -4,7 +4,6 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::IdentityHeader;
-use crate::error::ApiError;
 use crate::services::sessions::AuthUser;
 use crate::state::AppState;
 
@@ -18,30 +17,21 @@ pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
         .is_some_and(|head| head.replace('_', "-") == "x-wx-")
 }
 
-/// The configured identity headers of `user`. The openid and unionid come from the user's identity
-/// in the token's app (one read, only when those headers are configured).
-pub(crate) async fn identity_headers(
-    state: &AppState,
-    user: &AuthUser,
-) -> Result<HeaderMap, ApiError> {
+/// The configured identity headers of `user`. The openid and unionid are those of the user's
+/// identity in the token's app, as the session check read it with the session (no read of their
+/// own): a login on this instance is seen at once, one on another within
+/// `tokens.session_cache_ms`.
+pub(crate) fn identity_headers(state: &AppState, user: &AuthUser) -> HeaderMap {
     let include = &state.settings.identity_headers.include;
-    let needs_identity = include
-        .iter()
-        .any(|h| matches!(h, IdentityHeader::Openid | IdentityHeader::Unionid));
-    let identity = if needs_identity {
-        crate::services::users::identity_in_app(state, &user.user_id, &user.appid).await?
-    } else {
-        None
-    };
+    let identity = user.identity.as_deref();
     let mut headers = HeaderMap::new();
     for header in include {
         let value = match header {
             IdentityHeader::UserId => Some(user.user_id.as_str()),
             IdentityHeader::Appid => Some(user.appid.as_str()),
             IdentityHeader::SessionId => Some(user.session_id.as_str()),
-            IdentityHeader::Openid => identity.as_ref().map(|i| i.openid.as_str()),
+            IdentityHeader::Openid => identity.map(|i| i.openid.as_str()),
             IdentityHeader::Unionid => identity
-                .as_ref()
                 .and_then(|i| i.unionid.as_ref())
                 .map(|u| u.as_str()),
         };
@@ -50,7 +40,7 @@ pub(crate) async fn identity_headers(
             headers.insert(HeaderName::from_static(header.header_name()), value);
         }
     }
-    Ok(headers)
+    headers
 }
 
 #[cfg(test)]

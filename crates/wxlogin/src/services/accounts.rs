@@ -127,6 +127,7 @@ pub(crate) async fn admit(
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
+            super::sessions::identity_changed(state, &identity.user_id);
             return existing_user(state, &identity.user_id, &proven.appid, phone, origin).await;
         }
 
@@ -167,6 +168,7 @@ pub(crate) async fn admit(
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
+            super::sessions::identity_changed(state, &user_id);
             tracing::info!(user = %user_id, appid = %proven.appid, "linked a new WeChat identity to an existing user");
             let via = if by_unionid {
                 LinkedBy::Unionid

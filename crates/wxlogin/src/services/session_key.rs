@@ -23,7 +23,10 @@ async fn identity(state: &AppState, user: &UserId, appid: &AppId) -> Result<Iden
         .ok_or_else(|| ApiError::internal(&"a signed-in user has no identity in the token's app"))
 }
 
-/// The identity and its session_key, unsealed.
+/// The identity and its session_key, unsealed. Read on every call, never from the session cache:
+/// the session_key changes at every login of the identity and every `POST /v1/wechat/session`,
+/// possibly on another instance a moment before (a mini program calls `wx.login`, then sends the
+/// data WeChat encrypted under the new key), and a remembered key would not open that data.
 async fn session_key(
     state: &AppState,
     user: &UserId,
@@ -136,6 +139,7 @@ pub async fn refresh_session_key(
                     state.now_millis(),
                 )
                 .await?;
+            super::sessions::identity_changed(&state, &identity.user_id);
             tracing::info!(user = %identity.user_id, appid = %appid, "stored a new session_key");
             Ok(())
         }

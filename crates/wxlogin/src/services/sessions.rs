@@ -9,7 +9,7 @@ use crate::domain::{AppId, SessionId, UserId};
 use crate::error::ApiError;
 use crate::shared::Revocation;
 use crate::state::AppState;
-use crate::store::{RefreshToken, Session, User};
+use crate::store::{RefreshToken, Session, SessionIdentity, User};
 use crate::tokens::{
     AccessClaims, KeyringError, TokenError, generate_refresh_token, hash_refresh_token,
 };
@@ -277,6 +277,15 @@ pub(crate) async fn profile_changed(state: &AppState, user: &UserId) {
     announce(state, Revocation::Profile(user.clone())).await;
 }
 
+/// A login or a new session_key of `user` wrote its WeChat identity (a unionid back-filled, the
+/// identity most recently used in an app): this instance forgets what it remembers of the user, so
+/// its identity headers show the change at once. The others are not told; they re-read within
+/// `tokens.session_cache_ms` (a login is too frequent to announce, and neither change lets anyone
+/// else in: the user is the same).
+pub(crate) fn identity_changed(state: &AppState, user: &UserId) {
+    state.sessions.forget_user(user);
+}
+
 /// The caller behind a valid, unrevoked access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -287,6 +296,8 @@ pub struct AuthUser {
     /// The user as the session check read it: from the database, or as remembered for at most
     /// `tokens.session_cache_ms` and not since anything wxlogin changed of it.
     pub user: Arc<User>,
+    /// The user's WeChat identity in the token's app (openid, unionid), read with the user.
+    pub identity: Option<Arc<SessionIdentity>>,
 }
 
 /// Verifies an access token and checks that its session is live, its app still configured and
@@ -351,5 +362,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         appid,
         claims,
         user: access.user,
+        identity: access.identity,
     })
 }

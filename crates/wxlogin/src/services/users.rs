@@ -1,6 +1,6 @@
-//! Users and their WeChat identities as backend services and the identity headers see them.
+//! Users and their WeChat identities as backend services see them.
 
-use crate::domain::{AppId, UserId};
+use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Identity, User};
@@ -15,13 +15,4 @@ pub async fn with_identities(
     };
     let identities = state.store.list_identities_of_user(id).await?;
     Ok(Some((user, identities)))
-}
-
-/// The user's identity in `appid`, if it has one.
-pub async fn identity_in_app(
-    state: &AppState,
-    user: &UserId,
-    appid: &AppId,
-) -> Result<Option<Identity>, ApiError> {
-    Ok(state.store.find_identity_by_user(user, appid).await?)
 }

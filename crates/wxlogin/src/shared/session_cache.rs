@@ -1,6 +1,7 @@
-//! What an instance last read of each session (revoked, expiry) and of each signed-in user (the
-//! ban, the profile), so that a request with a valid access token does not read the database every
-//! time, and `GET /v1/me` answers from what the session check read.
+//! What an instance last read of each session (revoked, expiry, the user's WeChat identity in its
+//! app) and of each signed-in user (the ban, the profile), so that a request with a valid access
+//! token does not read the database every time, `GET /v1/me` answers from what the session check
+//! read, and so do the identity headers of `GET /v1/auth/verify`.
 //!
 //! Safe because nothing is trusted for longer than `tokens.session_cache_ms` (at most one second),
 //! and because every change wxlogin makes is applied at once: on this instance before the request
@@ -24,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Revocation, SharedState};
 use crate::domain::{SessionId, UserId};
-use crate::store::{SessionAccess, User};
+use crate::store::{SessionAccess, SessionIdentity, User};
 
 const SHARDS: usize = 16;
 /// Sessions (about 100 bytes each) and users (about 300) remembered at most, each; a full shard is
@@ -36,6 +37,7 @@ struct SessionEntry {
     user_id: UserId,
     revoked: bool,
     expires_at: i64,
+    identity: Option<Arc<SessionIdentity>>,
     /// The version of the user's entry this session was read with.
     user_epoch: u64,
     read_at_ms: i64,
@@ -54,6 +56,7 @@ pub struct CachedAccess {
     pub revoked: bool,
     pub expires_at: i64,
     pub user: Arc<User>,
+    pub identity: Option<Arc<SessionIdentity>>,
 }
 
 type Shards<K, V> = Box<[Mutex<HashMap<K, V>>]>;
@@ -121,6 +124,7 @@ impl SessionCache {
             revoked: session.revoked,
             expires_at: session.expires_at,
             user: user.user.clone(),
+            identity: session.identity.clone(),
         })
     }
 
@@ -142,12 +146,15 @@ impl SessionCache {
             revoked,
             expires_at,
             user,
+            identity,
         } = access;
         let user = Arc::new(user);
+        let identity = identity.map(Arc::new);
         let cached = CachedAccess {
             revoked,
             expires_at,
             user: user.clone(),
+            identity: identity.clone(),
         };
         if self.ttl_ms == 0 {
             return cached;
@@ -192,6 +199,7 @@ impl SessionCache {
             user_id,
             revoked,
             expires_at,
+            identity,
             user_epoch: epoch,
             read_at_ms: now_ms,
         };
@@ -207,12 +215,21 @@ impl SessionCache {
             Revocation::Session(id) => {
                 lock(self.shard(&self.sessions, id)).remove(id);
             }
-            Revocation::User(id) | Revocation::Profile(id) => {
-                lock(self.shard(&self.users, id)).remove(id);
-            }
+            Revocation::User(id) | Revocation::Profile(id) => self.remove_user(id),
             Revocation::Resync => self.clear(),
             Revocation::SigningKeys | Revocation::WechatAccessToken(_) => {}
         }
+    }
+
+    /// Forgets `user` and its sessions on this instance only: for a change the others need not
+    /// hear of at once (a login, which may change the user's identity in its app).
+    pub fn forget_user(&self, user: &UserId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.remove_user(user);
+    }
+
+    fn remove_user(&self, id: &UserId) {
+        lock(self.shard(&self.users, id)).remove(id);
     }
 
     fn clear(&self) {
@@ -266,6 +283,7 @@ mod tests {
             revoked: false,
             expires_at: i64::MAX,
             user: user(user_id),
+            identity: None,
         }
     }
 
@@ -320,6 +338,9 @@ mod tests {
         cache.put(&c, access_of(&other), 2, cache.generation());
         cache.apply(&Revocation::Resync);
         assert!(cache.get(&c, 3).is_none());
+        cache.put(&c, access_of(&other), 4, cache.generation());
+        cache.forget_user(&other);
+        assert!(cache.get(&c, 5).is_none());
     }
 
     #[test]

@@ -101,14 +101,24 @@ pub struct SessionQuery {
     pub limit: u32,
 }
 
-/// What access-token checks need to know about a session, in one read: its state, and its user
-/// (the ban, and the profile the signed-in routes answer with).
+/// What access-token checks need to know about a session, in one read: its state, its user (the
+/// ban, and the profile the signed-in routes answer with), and the user's WeChat identity in the
+/// session's app (for the identity headers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionAccess {
     pub revoked: bool,
     /// The session's absolute end: its access tokens stop working then too.
     pub expires_at: i64,
     pub user: User,
+    /// As [`Store::find_identity_by_user`] finds it in the session's app; `None` without one.
+    pub identity: Option<SessionIdentity>,
+}
+
+/// The ids of a user's WeChat identity in one app (never its session_key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub openid: OpenId,
+    pub unionid: Option<UnionId>,
 }
 
 /// A refresh token, known only by the SHA-256 of its text.

@@ -2,8 +2,8 @@
 //! the mapping of database errors, for the queries in `sql.rs`.
 
 use super::{
-    AdminAccount, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SigningKey,
-    StoreError, User,
+    AdminAccount, Identity, LoginTicket, RefreshToken, Session, SessionAccess, SessionIdentity,
+    SigningKey, StoreError, User,
 };
 use crate::domain::{AdminName, AdminRole, AppId, OpenId, Phone, SessionId, UnionId, UserId};
 
@@ -127,24 +127,46 @@ impl TryFrom<SessionRow> for Session {
 }
 
 /// The timestamps are read as they are, so that "is it set" is decided here, the same way for both
-/// backends.
+/// backends. One row per identity of the user in the session's app (none: `identity_*` NULL).
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionAccessRow {
     revoked_at: Option<i64>,
     expires_at: i64,
     #[sqlx(flatten)]
     user: UserRow,
+    identity_openid: Option<String>,
+    identity_unionid: Option<String>,
+    identity_updated_at: Option<i64>,
 }
 
-impl TryFrom<SessionAccessRow> for SessionAccess {
-    type Error = StoreError;
-
-    fn try_from(row: SessionAccessRow) -> Result<Self, StoreError> {
-        Ok(Self {
+impl SessionAccess {
+    /// The session, its user and, of the user's identities in the session's app, the one
+    /// `Store::find_identity_by_user` picks: the last updated (ties: the smaller openid).
+    pub(super) fn from_rows(rows: Vec<SessionAccessRow>) -> Result<Option<Self>, StoreError> {
+        let Some(row) = rows.into_iter().max_by(|a, b| {
+            a.identity_updated_at
+                .cmp(&b.identity_updated_at)
+                .then_with(|| b.identity_openid.cmp(&a.identity_openid))
+        }) else {
+            return Ok(None);
+        };
+        let identity = match row.identity_openid {
+            Some(openid) => Some(SessionIdentity {
+                openid: OpenId::parse(openid).map_err(|_| StoreError::Corrupt("openid"))?,
+                unionid: row
+                    .identity_unionid
+                    .map(UnionId::parse)
+                    .transpose()
+                    .map_err(|_| StoreError::Corrupt("unionid"))?,
+            }),
+            None => None,
+        };
+        Ok(Some(Self {
             revoked: row.revoked_at.is_some(),
             expires_at: row.expires_at,
             user: User::try_from(row.user)?,
-        })
+            identity,
+        }))
     }
 }
 
@@ -235,12 +257,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stored_id_that_does_not_parse_is_corrupt() {
-        let row = SessionAccessRow {
+    fn the_session_read_picks_the_identity_find_identity_by_user_would_and_refuses_bad_ids() {
+        let row = |openid: &str, updated_at| SessionAccessRow {
             revoked_at: None,
             expires_at: 0,
             user: UserRow {
-                id: "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+                id: "u_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
                 nickname: None,
                 avatar: None,
                 created_at: 0,
@@ -249,8 +271,22 @@ mod tests {
                 phone_country_code: None,
                 phone_number: None,
             },
+            identity_openid: Some(openid.to_owned()),
+            identity_unionid: None,
+            identity_updated_at: Some(updated_at),
         };
-        let err = SessionAccess::try_from(row).unwrap_err();
+        let picked = SessionAccess::from_rows(vec![
+            row("o_test_b", 1),
+            row("o_test_c", 2),
+            row("o_test_a", 2),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(picked.identity.unwrap().openid.as_str(), "o_test_a");
+        assert_eq!(SessionAccess::from_rows(Vec::new()).unwrap(), None);
+        let mut corrupt = row("o_test_a", 0);
+        corrupt.user.id = "s_01J9ZZZZZZZZZZZZZZZZZZZZZZ".to_owned();
+        let err = SessionAccess::from_rows(vec![corrupt]).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt("user id")), "{err:?}");
         assert_eq!(err.to_string(), "a stored value is invalid: user id");
     }

@@ -242,3 +242,100 @@ async fn with_redis_a_profile_change_on_one_server_shows_on_another_at_once() {
     }
     assert!(seen, "B still shows the old nickname");
 }
+
+/// The `X-WX-UnionId` that `GET /v1/auth/verify` answers for `token` (it always names the openid).
+async fn unionid_header(app: &TestApp, token: &str) -> Option<String> {
+    let response = app.get_authed("/v1/auth/verify", token).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-wx-openid"));
+    response
+        .headers()
+        .get("x-wx-unionid")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The identity headers of `GET /v1/auth/verify` come from the same read: a unionid that a login
+/// back-fills shows at once on the instance of the login, on another within
+/// `tokens.session_cache_ms`.
+#[tokio::test]
+async fn a_backfilled_unionid_shows_in_the_identity_headers_at_once_here_and_soon_elsewhere() {
+    use wxlogin::domain::{AppId, OpenId, SessionId, UserId};
+    use wxlogin::store::{Identity, RefreshToken, Session, User};
+
+    let a = TestApp::spawn().await;
+    let issuer = a.state.settings.issuer();
+    let b = a.spawn_beside(|s| s.tokens.issuer = Some(issuer)).await;
+    // A user whose identity was stored without a unionid (WeChat sends it only in some cases),
+    // with a live session.
+    let now = a.state.now_millis();
+    let appid = AppId::parse(DEMO_APPID).unwrap();
+    let user = UserId::generate(a.state.clock.now());
+    let openid = OpenId::parse(wechat_mock::openid_for(DEMO_APPID, "tara")).unwrap();
+    let stored = User {
+        id: user.clone(),
+        nickname: None,
+        avatar: None,
+        created_at: now,
+        updated_at: now,
+        banned_at: None,
+        phone: None,
+    };
+    let identity = Identity {
+        appid: appid.clone(),
+        openid,
+        unionid: None,
+        user_id: user.clone(),
+        sealed_session_key: vec![0; 32],
+        created_at: now,
+        updated_at: now,
+    };
+    a.state
+        .store
+        .create_user_with_identity(&stored, &identity)
+        .await
+        .unwrap();
+    let session = Session {
+        id: SessionId::generate(a.state.clock.now()),
+        user_id: user.clone(),
+        appid: appid.clone(),
+        created_at: now,
+        expires_at: now + 86_400_000,
+        revoked_at: None,
+    };
+    let first = RefreshToken {
+        hash: vec![7; 32],
+        session_id: session.id.clone(),
+        issued_at: now,
+        expires_at: session.expires_at,
+        rotated_at: None,
+    };
+    a.state
+        .store
+        .create_session(&session, &first)
+        .await
+        .unwrap();
+    let token = a
+        .state
+        .tokens
+        .issue(&user, &session.id, &appid, a.state.now_secs())
+        .unwrap()
+        .token;
+    assert_eq!(unionid_header(&a, &token).await, None);
+    assert_eq!(unionid_header(&b, &token).await, None);
+
+    // A login through A: the simulator's answer has the unionid, which A stores.
+    let login = a.login("tara").await;
+    assert_eq!(login["user"]["id"], user.as_str());
+    let expected = wechat_mock::unionid_for(wechat_mock::DEMO_OPEN_PLATFORM, "tara");
+    assert_eq!(
+        unionid_header(&a, &token).await.as_deref(),
+        Some(expected.as_str())
+    );
+    // B was not told (a login is not announced); it reads again within its trust.
+    assert_eq!(unionid_header(&b, &token).await, None);
+    pass_session_cache(&b);
+    assert_eq!(
+        unionid_header(&b, &token).await.as_deref(),
+        Some(expected.as_str())
+    );
+}

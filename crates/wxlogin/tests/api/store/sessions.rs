@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use wxlogin::domain::SessionId;
-use wxlogin::store::{RefreshToken, SessionAccess, SigningKey, Store, StoreError};
+use wxlogin::store::{RefreshToken, SessionAccess, SessionIdentity, SigningKey, Store, StoreError};
 
 use super::{T0, given_session, given_user, new_hash, new_session_id, new_user_id, session, token};
 
@@ -72,10 +72,21 @@ pub(super) async fn session_access_reflects_revocation_and_bans(store: Arc<dyn S
     let user_id = given_user(&*store, "heidi").await;
     let (id, _) = given_session(&*store, &user_id).await;
     let user = || async { store.get_user(&user_id).await.unwrap().unwrap() };
+    // given_user's one identity, in the session's app, without a unionid.
+    let identity = store
+        .find_identity_by_user(&user_id, &super::appid())
+        .await
+        .unwrap()
+        .unwrap();
+    let session_identity = SessionIdentity {
+        openid: identity.openid.clone(),
+        unionid: None,
+    };
     let access = |revoked, user| SessionAccess {
         revoked,
         expires_at: T0 + 30 * 86_400_000,
         user,
+        identity: Some(session_identity.clone()),
     };
 
     assert_eq!(
@@ -113,11 +124,39 @@ pub(super) async fn session_access_reflects_revocation_and_bans(store: Arc<dyn S
     assert_eq!(read.user.phone, Some(phone));
     assert_eq!(read.user, user().await);
 
+    // The identity as find_identity_by_user picks it: a back-filled unionid, and of two
+    // identities in the app the one used last.
+    let unionid = wxlogin::domain::UnionId::parse("o6_bmasdasdsad6_2sgVt7hMZOPfL").unwrap();
+    store
+        .record_identity_login(
+            &identity.appid,
+            &identity.openid,
+            Some(&unionid),
+            &[9],
+            T0 + 5,
+        )
+        .await
+        .unwrap();
+    let read = store.session_access(&id).await.unwrap().unwrap();
+    assert_eq!(read.identity.unwrap().unionid, Some(unionid));
+    let second = super::openid("heidi_second");
+    let mut other = super::identity(&user_id, &second);
+    other.created_at = T0 + 6;
+    other.updated_at = T0 + 6;
+    store.link_identity(&other).await.unwrap();
+    let read = store.session_access(&id).await.unwrap().unwrap();
+    assert_eq!(read.identity.as_ref().map(|i| &i.openid), Some(&second));
+    let picked = store
+        .find_identity_by_user(&user_id, &identity.appid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(picked.openid, second);
+
     store.revoke_session(&id, T0 + 4).await.unwrap();
-    assert_eq!(
-        store.session_access(&id).await.unwrap(),
-        Some(access(true, user().await))
-    );
+    let revoked = store.session_access(&id).await.unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(revoked.user, user().await);
     assert_eq!(store.session_access(&new_session_id()).await.unwrap(), None);
     assert!(
         !store
