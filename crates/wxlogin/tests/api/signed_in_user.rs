@@ -301,6 +301,8 @@ async fn a_backfilled_unionid_shows_in_the_identity_headers_at_once_here_and_soo
         created_at: now,
         expires_at: now + 86_400_000,
         revoked_at: None,
+        user_agent: None,
+        last_used_at: None,
     };
     let first = RefreshToken {
         hash: vec![7; 32],
