@@ -135,7 +135,7 @@ impl FromRequestParts<Console> for Viewer {
         let Some((
             token,
             Session {
-                stage: Stage::SignedIn { name, .. },
+                stage: Stage::SignedIn(name),
                 csrf,
                 ..
             },

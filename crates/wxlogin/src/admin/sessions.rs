@@ -10,7 +10,7 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::domain::{AdminName, AdminRole};
+use crate::domain::AdminName;
 
 /// At most this many sessions (signed in or not) are kept.
 const MAX_SESSIONS: usize = 10_000;
@@ -22,10 +22,8 @@ pub(crate) enum Stage {
     Anonymous,
     /// The password was right; the TOTP code is next.
     PasswordChecked(AdminName),
-    SignedIn {
-        name: AdminName,
-        role: AdminRole,
-    },
+    /// Signed in as this administrator; their role is read with the account at every request.
+    SignedIn(AdminName),
 }
 
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ pub(super) async fn sign_in_form(State(console): State<Console>, headers: Header
     let lang = Lang::of(&headers);
     if let Some((_, session)) = console.session(&headers) {
         match session.stage {
-            Stage::SignedIn { .. } => return redirect("/", None),
+            Stage::SignedIn(_) => return redirect("/", None),
             Stage::Anonymous => {
                 return html(StatusCode::OK, pages::sign_in(lang, &session.csrf, None));
             }
@@ -181,13 +181,7 @@ async fn signed_in(
         admin: account.name.clone(),
     };
     console.record(peer, headers, event).await;
-    let (cookie, _) = console.start(
-        Stage::SignedIn {
-            name: account.name.clone(),
-            role: account.role,
-        },
-        Some(token),
-    );
+    let (cookie, _) = console.start(Stage::SignedIn(account.name.clone()), Some(token));
     redirect("/", Some(cookie))
 }
 
@@ -338,7 +332,7 @@ pub(super) async fn sign_out(
         return forbidden(lang);
     }
     console.sessions.end(&token);
-    if let Stage::SignedIn { name, .. } = session.stage {
+    if let Stage::SignedIn(name) = session.stage {
         let event = AuditEvent::AdminSignedOut { admin: name };
         console.record(peer, &headers, event).await;
     }
